@@ -1,0 +1,55 @@
+"""One way to get a speech recognizer from a name: a tiny-audio or LaCT checkpoint (a directory,
+a zoo name or a Hub id) or a peer system ("whisper:tiny.en", "pocketsphinx", "deepgram", ...)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from tiny_audio.errors import UserError
+
+
+class Recognizer(Protocol):
+    name: str
+
+    def transcribe(self, audio: list[np.ndarray], **options: Any) -> list[str]:
+        """Texts for 16 kHz mono float32 waveforms, in order."""
+        ...
+
+
+# config.json "model_type" -> "module:callable" taking the resolved directory.
+FAMILIES: dict[str, str] = {
+    "tiny_audio": "tiny_audio.model.modeling:ASRModel.from_pretrained",
+    "lact_asr": "tiny_audio.lact.model:LaCTForCTC.from_pretrained",
+}
+# peer name (the part before ":") -> "module:callable" taking the part after ":" (or "").
+PEERS: dict[str, str] = {}
+
+
+def _import(target: str) -> Any:
+    module_name, _, attribute_path = target.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for attribute in attribute_path.split("."):
+        obj = getattr(obj, attribute)
+    return obj
+
+
+def load_recognizer(name: str, **kwargs: Any) -> Recognizer:
+    peer, _, variant = name.partition(":")
+    if peer in PEERS:
+        return _import(PEERS[peer])(variant, **kwargs)
+    from tiny_audio.zoo import resolve
+
+    directory = Path(resolve(name))
+    config_file = directory / "config.json"
+    if not config_file.is_file():
+        raise UserError(f"{name}: no config.json, not a tiny-audio or LaCT model")
+    model_type = json.loads(config_file.read_text()).get("model_type", "")
+    if model_type not in FAMILIES:
+        known = ", ".join(sorted(FAMILIES))
+        raise UserError(f"{name}: model_type {model_type!r} is not one of {known}")
+    return _import(FAMILIES[model_type])(str(directory), **kwargs)
