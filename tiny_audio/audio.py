@@ -11,7 +11,10 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from tiny_audio.errors import UserError
+try:
+    from tiny_audio.errors import UserError
+except ImportError:  # copied beside a saved model as Hub remote code, without tiny-audio
+    UserError = ValueError  # type: ignore[misc,assignment]
 
 SAMPLE_RATE = 16_000
 

@@ -1,0 +1,90 @@
+"""Shared fixtures: tiny randomly initialised encoders and decoders saved as real HF folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _save_tiny_tokenizer(directory: Path) -> int:
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    corpus = ["Transcribe: hello world, the quick brown fox jumps over the lazy dog."] * 20
+    bpe.train_from_iterator(
+        corpus, vocab_size=300, min_frequency=1, special_tokens=["<pad>", "<|im_start|>", "<|im_end|>"]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<pad>", bos_token="<|im_start|>"
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(directory)
+    return len(tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_parts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Paths of tiny random 'whisper', 'hubert', 'wav2vec2' encoders and a 'llama' decoder."""
+    from transformers import (
+        HubertConfig,
+        HubertModel,
+        LlamaConfig,
+        LlamaForCausalLM,
+        Wav2Vec2Config,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2Model,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+    )
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("tiny_parts")
+    paths = {name: root / name for name in ("whisper", "hubert", "wav2vec2", "llama")}
+    for path in paths.values():
+        path.mkdir()
+
+    whisper = WhisperConfig(
+        d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=100, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+        decoder_start_token_id=1,
+        num_mel_bins=80, max_source_positions=1500, max_target_positions=64,
+    )  # fmt: skip
+    WhisperForConditionalGeneration(whisper).save_pretrained(paths["whisper"])
+    WhisperFeatureExtractor().save_pretrained(paths["whisper"])
+
+    small_conv = {"conv_dim": (16, 16), "conv_stride": (5, 4), "conv_kernel": (10, 4)}
+    common = dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, **small_conv,
+    )  # fmt: skip
+    HubertModel(HubertConfig(feat_extract_norm="layer", **common)).save_pretrained(paths["hubert"])
+    Wav2Vec2Model(Wav2Vec2Config(feat_extract_norm="layer", do_stable_layer_norm=True, **common)).save_pretrained(paths["wav2vec2"])
+    for name in ("hubert", "wav2vec2"):
+        Wav2Vec2FeatureExtractor(return_attention_mask=True, do_normalize=True).save_pretrained(paths[name])
+
+    vocab_size = _save_tiny_tokenizer(paths["llama"])
+    llama = LlamaConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=2, vocab_size=vocab_size, max_position_embeddings=1024,
+        eos_token_id=2, pad_token_id=0, bos_token_id=1,
+    )  # fmt: skip
+    LlamaForCausalLM(llama).save_pretrained(paths["llama"])
+    return {name: str(path) for name, path in paths.items()}
+
+
+@pytest.fixture
+def tone() -> np.ndarray:
+    """One second of a 440 Hz tone with a little noise, 16 kHz float32."""
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    return (0.3 * np.sin(2 * np.pi * 440 * t) + 0.01 * rng.standard_normal(16000)).astype(np.float32)

@@ -1,0 +1,71 @@
+"""ASRConfig: which encoder and decoder to load, and how the trained projector and LoRA look.
+
+The encoder and decoder are named (a tiny-audio zoo name, a local directory or a Hub id), never
+stored: a checkpoint holds only what was trained.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import PretrainedConfig
+
+
+class ASRConfig(PretrainedConfig):
+    model_type = "tiny_audio"
+
+    def __init__(
+        self,
+        encoder: str = "whisper-tiny.en",
+        decoder: str = "smollm2-135m-instruct",
+        projector_type: str = "mlp",
+        projector_pool_stride: int = 4,
+        projector_hidden_dim: int = 1024,
+        projector_dropout: float = 0.0,
+        projector_num_experts: int = 4,
+        projector_top_k: int = 2,
+        projector_num_queries: int = 4,
+        projector_window: int = 16,
+        projector_num_layers: int = 2,
+        encoder_dim: int | None = None,
+        decoder_dim: int | None = None,
+        embedding_scale: float = 1.0,
+        lora_rank: int = 0,
+        lora_alpha: int = 32,
+        lora_dropout: float = 0.0,
+        lora_target_modules: list[str] | None = None,
+        encoder_lora_rank: int = 0,
+        encoder_lora_target_modules: list[str] | None = None,
+        audio_token: str = "<audio>",
+        user_prompt: str = "Transcribe: ",
+        system_prompt: str | None = None,
+        max_audio_seconds: float = 30.0,
+        **kwargs: Any,
+    ) -> None:
+        self.encoder = encoder
+        self.decoder = decoder
+        self.projector_type = projector_type
+        self.projector_pool_stride = projector_pool_stride
+        self.projector_hidden_dim = projector_hidden_dim
+        self.projector_dropout = projector_dropout
+        self.projector_num_experts = projector_num_experts
+        self.projector_top_k = projector_top_k
+        self.projector_num_queries = projector_num_queries
+        self.projector_window = projector_window
+        self.projector_num_layers = projector_num_layers
+        # Filled in when the model is first built, so a saved config is self-describing.
+        self.encoder_dim = encoder_dim
+        self.decoder_dim = decoder_dim
+        self.embedding_scale = embedding_scale
+        self.lora_rank = lora_rank
+        self.lora_alpha = lora_alpha
+        self.lora_dropout = lora_dropout
+        self.lora_target_modules = lora_target_modules or ["q_proj", "v_proj"]
+        self.encoder_lora_rank = encoder_lora_rank
+        self.encoder_lora_target_modules = encoder_lora_target_modules or ["q_proj", "v_proj"]
+        self.audio_token = audio_token
+        self.user_prompt = user_prompt
+        self.system_prompt = system_prompt
+        # The longest window the encoder takes at once (Whisper: 30 s); longer audio is chunked.
+        self.max_audio_seconds = max_audio_seconds
+        super().__init__(**kwargs)

@@ -1,0 +1,491 @@
+"""ASRModel: frozen audio encoder -> trained projector -> frozen causal LM (optionally with LoRA).
+
+Read top to bottom: loading the parts, the prompt, audio embeddings spliced into the prompt at
+<audio> positions, the training forward pass, generation, long-audio windowing, save and load.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
+
+from .configuration import ASRConfig
+from .encoders import load_encoder, load_feature_extractor
+from .processing import SAMPLE_RATE, ASRProcessor
+from .projectors import build_projector
+
+try:  # Inside tiny-audio, parts resolve through its offline zoo.
+    from tiny_audio.zoo import resolve as zoo_resolve
+except ImportError:  # Loaded as Hub remote code without tiny-audio installed.
+    zoo_resolve = None
+
+logger = logging.getLogger("tiny_audio")
+
+WEIGHTS_NAME = "model.safetensors"
+IGNORE_INDEX = -100
+# Without tiny-audio's zoo, its names fall back to the original checkpoints on the Hub.
+ZOO_HUB_IDS = {
+    "whisper-tiny.en": "openai/whisper-tiny.en",
+    "whisper-base": "openai/whisper-base",
+    "smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
+}
+# The files that make a saved directory loadable with trust_remote_code=True.
+REMOTE_CODE_FILES = [
+    "configuration.py",
+    "encoders.py",
+    "projectors.py",
+    "processing.py",
+    "modeling.py",
+    "pipeline.py",
+]
+
+
+def resolve_part(name: str) -> str:
+    if zoo_resolve is not None:
+        return str(zoo_resolve(name))
+    return ZOO_HUB_IDS.get(name, name)
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    text: str
+
+
+class RepetitionGuard(StoppingCriteria):
+    """Stop a sequence whose tail is one short pattern repeated over and over (a decoding loop)."""
+
+    def __init__(self, max_period: int = 8, min_span: int = 16) -> None:
+        self.max_period = max_period
+        self.min_span = min_span
+
+    @staticmethod
+    def repeats(tokens: list[int], period: int) -> int:
+        unit, count = tokens[-period:], 1
+        while len(tokens) >= (count + 1) * period and tokens[-(count + 1) * period : -count * period] == unit:
+            count += 1
+        return count
+
+    def looping_period(self, tokens: list[int]) -> int | None:
+        for period in range(1, self.max_period + 1):
+            needed = max(4, math.ceil(self.min_span / period))
+            if len(tokens) >= needed * period and self.repeats(tokens, period) >= needed:
+                return period
+        return None
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return torch.tensor(
+            [self.looping_period(row.tolist()) is not None for row in input_ids],
+            device=input_ids.device,
+        )
+
+    def trim(self, tokens: list[int]) -> list[int]:
+        """Keep one copy of a looping tail."""
+        period = self.looping_period(tokens)
+        if period is None:
+            return tokens
+        return tokens[: len(tokens) - (self.repeats(tokens, period) - 1) * period]
+
+
+class ASRModel(PreTrainedModel):
+    config_class = ASRConfig
+    base_model_prefix = "tiny_audio"
+    main_input_name = "input_features"
+
+    def __init__(self, config: ASRConfig, processor: ASRProcessor | None = None) -> None:
+        super().__init__(config)
+        encoder_path, decoder_path = resolve_part(config.encoder), resolve_part(config.decoder)
+        self.encoder = load_encoder(encoder_path)
+        self.decoder = AutoModelForCausalLM.from_pretrained(decoder_path, dtype=torch.float32)
+        self.decoder.requires_grad_(False)
+        self.decoder.eval()
+        if processor is None:
+            tokenizer = AutoTokenizer.from_pretrained(decoder_path)
+            processor = ASRProcessor(load_feature_extractor(encoder_path), tokenizer)
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.audio_token_id = processor.add_audio_token(config.audio_token)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+        config.encoder_dim = self.encoder.hidden_size
+        config.decoder_dim = self.decoder.config.hidden_size
+        if config.embedding_scale == 1.0:  # unset: match the LLM's token embedding RMS
+            embeddings = self.decoder.get_input_embeddings().weight
+            config.embedding_scale = float(embeddings.pow(2).mean(dim=-1).sqrt().mean())
+        self.projector = build_projector(config)
+        if config.lora_rank > 0:
+            self.decoder = self._with_lora(self.decoder, config.lora_rank, config.lora_target_modules)
+        if config.encoder_lora_rank > 0:
+            self.encoder.encoder = self._with_lora(
+                self.encoder.encoder, config.encoder_lora_rank, config.encoder_lora_target_modules
+            )
+        self._prompt_cache: dict[str | None, tuple[list[int], list[int]]] = {}
+        logger.info(
+            "tiny-audio model: %s -> %s projector (%s trainable parameters) -> %s",
+            config.encoder,
+            config.projector_type,
+            f"{self.num_trainable_parameters():,}",
+            config.decoder,
+        )
+
+    def _with_lora(self, model: nn.Module, rank: int, targets: list[str]) -> nn.Module:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(
+            r=rank,
+            lora_alpha=self.config.lora_alpha,
+            lora_dropout=self.config.lora_dropout,
+            target_modules=targets,
+            bias="none",
+        )
+        return get_peft_model(model, lora)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """The encoder and decoder come pretrained and the projector initialises itself."""
+
+    def num_trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.trained_parameters().values())
+
+    def trained_parameters(self) -> dict[str, nn.Parameter]:
+        """What a checkpoint stores: the projector and any LoRA adapters."""
+        return {
+            name: param
+            for name, param in self.named_parameters()
+            if name.startswith("projector.") or "lora_" in name
+        }
+
+    # ---- the prompt -------------------------------------------------------------------------
+
+    def _prompt_template(self, prompt: str | None) -> tuple[list[int], list[int]]:
+        """Token ids before and after the audio in the chat-formatted user turn."""
+        if prompt not in self._prompt_cache:
+            context = f"{prompt}\n" if prompt else ""
+            messages = [{"role": "user", "content": context + self.config.user_prompt + self.config.audio_token}]
+            if self.config.system_prompt:
+                messages.insert(0, {"role": "system", "content": self.config.system_prompt})
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            before, after = text.split(self.config.audio_token)
+            self._prompt_cache[prompt] = (
+                self.tokenizer(before, add_special_tokens=False).input_ids,
+                self.tokenizer(after, add_special_tokens=False).input_ids,
+            )
+        return self._prompt_cache[prompt]
+
+    def build_text_inputs(
+        self,
+        audio_token_counts: list[int],
+        texts: list[str] | None = None,
+        prompts: list[str | None] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Prompt ids with one <audio> per audio embedding; with `texts`, the answer and its labels.
+
+        Training batches (with texts) are right-padded, generation batches left-padded so every
+        prompt ends where generation starts."""
+        rows, label_rows = [], []
+        for i, count in enumerate(audio_token_counts):
+            before, after = self._prompt_template(prompts[i] if prompts else None)
+            ids = before + [self.audio_token_id] * count + after
+            labels = [IGNORE_INDEX] * len(ids)
+            if texts is not None:
+                answer = self.tokenizer(texts[i], add_special_tokens=False).input_ids
+                answer = answer + [self.tokenizer.eos_token_id]
+                ids, labels = ids + answer, labels + answer
+            rows.append(ids)
+            label_rows.append(labels)
+        longest = max(len(ids) for ids in rows)
+        pad_id, left = self.tokenizer.pad_token_id, texts is None
+        batch: dict[str, list[list[int]]] = {"input_ids": [], "attention_mask": [], "labels": []}
+        for ids, labels in zip(rows, label_rows):
+            padding = longest - len(ids)
+            for key, values, fill in (
+                ("input_ids", ids, pad_id),
+                ("attention_mask", [1] * len(ids), 0),
+                ("labels", labels, IGNORE_INDEX),
+            ):
+                batch[key].append([fill] * padding + values if left else values + [fill] * padding)
+        return {key: torch.tensor(values) for key, values in batch.items()}
+
+    # ---- audio embeddings spliced into the prompt ---------------------------------------------
+
+    def embed_audio(
+        self, input_features: torch.Tensor, feature_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.set_grad_enabled(self.training and self.config.encoder_lora_rank > 0):
+            hidden, mask = self.encoder(input_features.to(self.device), feature_lengths.to(self.device))
+        return self.projector(hidden, mask)
+
+    def audio_token_counts(self, feature_lengths: torch.Tensor) -> list[int]:
+        return self.projector.output_lengths(self.encoder.output_lengths(feature_lengths)).tolist()
+
+    def splice(
+        self, input_ids: torch.Tensor, audio_embeds: torch.Tensor, audio_mask: torch.Tensor
+    ) -> torch.Tensor:
+        is_audio = input_ids == self.audio_token_id
+        if int(is_audio.sum()) != int(audio_mask.sum()):
+            raise ValueError(
+                f"prompt has {int(is_audio.sum())} <audio> positions for {int(audio_mask.sum())} audio embeddings"
+            )
+        text_ids = input_ids.masked_fill(is_audio, 0)
+        embeds = self.decoder.get_input_embeddings()(text_ids)
+        return embeds.masked_scatter(is_audio[..., None], audio_embeds[audio_mask].to(embeds.dtype))
+
+    def forward(  # type: ignore[override]
+        self,
+        input_features: torch.Tensor,
+        feature_lengths: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> dict[str, torch.Tensor]:
+        audio_embeds, audio_mask = self.embed_audio(input_features, feature_lengths)
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        inputs_embeds = self.splice(input_ids, audio_embeds, audio_mask)
+        if labels is None:
+            logits = self.decoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask).logits
+            return {"logits": logits}
+        # Logits only where some sequence has a label to predict: most positions are prompt.
+        targets = labels.to(self.device)[:, 1:]
+        positions = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(-1)
+        logits = self.decoder(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask, logits_to_keep=positions
+        ).logits
+        loss = nn.functional.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]),
+            targets[:, positions].reshape(-1),
+            ignore_index=IGNORE_INDEX,
+        )
+        output = {"loss": loss, "logits": logits}
+        if self.projector.aux_loss is not None:
+            output["aux_loss"] = self.projector.aux_loss
+            output["loss"] = loss + self.projector.aux_loss
+        return output
+
+    # ---- generation -----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(  # type: ignore[override]
+        self,
+        input_features: torch.Tensor,
+        feature_lengths: torch.Tensor,
+        prompts: list[str | None] | None = None,
+        max_new_tokens: int | None = None,
+        num_beams: int = 1,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        repetition_guard: bool = True,
+        **generate_kwargs: Any,
+    ) -> list[list[int]]:
+        """New token ids for each clip (without the prompt, EOS or padding)."""
+        audio_embeds, audio_mask = self.embed_audio(input_features, feature_lengths)
+        text = self.build_text_inputs(audio_mask.sum(dim=1).tolist(), prompts=prompts)
+        input_ids, attention_mask = text["input_ids"].to(self.device), text["attention_mask"].to(self.device)
+        if max_new_tokens is None:  # room for fast speech: ~6 tokens per second of audio
+            seconds = float(feature_lengths.max()) / self.feature_rate
+            max_new_tokens = min(448, math.ceil(6 * seconds) + 16)
+        guard = RepetitionGuard()
+        sampling = {"temperature": temperature, "top_p": top_p} if do_sample else {}
+        output = self.decoder.generate(
+            inputs_embeds=self.splice(input_ids, audio_embeds, audio_mask),
+            attention_mask=attention_mask,
+            max_new_tokens=max_new_tokens,
+            num_beams=num_beams,
+            do_sample=do_sample,
+            **sampling,
+            eos_token_id=self.stop_token_ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+            stopping_criteria=StoppingCriteriaList([guard]) if repetition_guard else None,
+            **generate_kwargs,
+        )
+        results = []
+        for row in output.tolist():
+            tokens = []
+            for token in row:
+                if token in self.stop_token_ids:
+                    break
+                tokens.append(token)
+            results.append(guard.trim(tokens) if repetition_guard else tokens)
+        return results
+
+    @property
+    def stop_token_ids(self) -> list[int]:
+        ids = self.decoder.generation_config.eos_token_id
+        ids = ids if isinstance(ids, list) else [ids]
+        return sorted({int(i) for i in ids if i is not None} | {int(self.tokenizer.eos_token_id)})
+
+    @property
+    def feature_rate(self) -> float:
+        """Feature frames per second of audio (mel frames, or samples for waveform encoders)."""
+        hop = getattr(self.processor.feature_extractor, "hop_length", None)
+        return SAMPLE_RATE / hop if hop else float(SAMPLE_RATE)
+
+    # ---- transcription of whole recordings ------------------------------------------------
+
+    def transcribe(
+        self,
+        waveforms: list[np.ndarray],
+        batch_size: int = 8,
+        chunk_length_s: float | None = None,
+        stride_length_s: float | tuple[float, float] | None = None,
+        prompt: str | None = None,
+        **generate_options: Any,
+    ) -> list[str]:
+        """Text for each 16 kHz mono waveform; long audio is windowed and merged."""
+        segments = self.transcribe_segments(
+            waveforms, batch_size, chunk_length_s, stride_length_s, prompt, **generate_options
+        )
+        return [" ".join(segment.text for segment in clip if segment.text) for clip in segments]
+
+    def transcribe_segments(
+        self,
+        waveforms: list[np.ndarray],
+        batch_size: int = 8,
+        chunk_length_s: float | None = None,
+        stride_length_s: float | tuple[float, float] | None = None,
+        prompt: str | None = None,
+        **generate_options: Any,
+    ) -> list[list[Segment]]:
+        chunk = min(chunk_length_s or self.config.max_audio_seconds, self.config.max_audio_seconds)
+        windows = [split_windows(len(wave), chunk, stride_length_s) for wave in waveforms]
+        jobs = [(c, w) for c, clip_windows in enumerate(windows) for w in range(len(clip_windows))]
+        jobs.sort(key=lambda job: windows[job[0]][job[1]][1] - windows[job[0]][job[1]][0])
+        texts: dict[tuple[int, int], str] = {}
+        for start in range(0, len(jobs), batch_size):
+            batch = jobs[start : start + batch_size]
+            clips = [waveforms[c][slice(*windows[c][w][:2])] for c, w in batch]
+            features, lengths = self.processor.features(clips)
+            token_rows = self.generate(
+                features, lengths, prompts=[prompt] * len(clips), **generate_options
+            )
+            for job, tokens in zip(batch, token_rows):
+                texts[job] = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        results = []
+        for c, clip_windows in enumerate(windows):
+            segments: list[Segment] = []
+            for w, (begin, end, keep_from) in enumerate(clip_windows):
+                text = texts[(c, w)]
+                new_text = merge_overlap(segments[-1].text, text) if keep_from else text
+                segments.append(Segment(begin / SAMPLE_RATE, end / SAMPLE_RATE, new_text))
+            results.append(segments)
+        return results
+
+    # ---- save and load ----------------------------------------------------------------------
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:  # type: ignore[override]
+        """Only what was trained, plus processor files, config and the remote code to load it."""
+        directory = Path(save_directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config.architectures = [type(self).__name__]
+        self.config.auto_map = {
+            "AutoConfig": "configuration.ASRConfig",
+            "AutoModel": "modeling.ASRModel",
+            "AutoProcessor": "processing.ASRProcessor",
+        }
+        self.config.custom_pipelines = {
+            "automatic-speech-recognition": {"impl": "pipeline.ASRPipeline", "pt": ["AutoModel"]}
+        }
+        self.config.save_pretrained(directory)
+        weights = {name: param.detach().cpu().contiguous() for name, param in self.trained_parameters().items()}
+        save_file(weights, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        self.processor.save_pretrained(directory)
+        self.processor.feature_extractor.save_pretrained(directory)
+        copy_remote_code(directory)
+
+    @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, config: ASRConfig | None = None, **kwargs: Any
+    ) -> ASRModel:
+        directory = Path(resolve_part(str(pretrained_model_name_or_path)))
+        if not directory.is_dir():  # a Hub id, when loaded without tiny-audio's zoo
+            from huggingface_hub import snapshot_download
+
+            directory = Path(snapshot_download(str(pretrained_model_name_or_path)))
+        config = config if isinstance(config, ASRConfig) else ASRConfig.from_pretrained(directory)
+        # Sub-parts load by their own classes: the directory's config.json is remote code.
+        tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
+        processor = ASRProcessor(load_feature_extractor(str(directory)), tokenizer)
+        model = cls(config, processor=processor)
+        weights = load_file(str(directory / WEIGHTS_NAME))
+        expected = model.trained_parameters()
+        unexpected, missing = set(weights) - set(expected), set(expected) - set(weights)
+        if unexpected or missing:
+            raise ValueError(
+                f"{directory}: weights do not match the config (missing {sorted(missing)[:3]}, "
+                f"unexpected {sorted(unexpected)[:3]})"
+            )
+        model.load_state_dict(weights, strict=False)
+        model.name = str(pretrained_model_name_or_path)
+        return model.eval()
+
+
+def copy_remote_code(directory: Path) -> None:
+    here = Path(__file__).parent
+    for name in REMOTE_CODE_FILES:
+        shutil.copyfile(here / name, directory / name)
+    shutil.copyfile(here.parent / "audio.py", directory / "audio.py")
+
+
+def split_windows(
+    num_samples: int, chunk_s: float, stride_s: float | tuple[float, float] | None
+) -> list[tuple[int, int, bool]]:
+    """(start, end, overlaps_previous) sample windows covering a clip.
+
+    Consecutive windows overlap by the left stride (default: a sixth of the window), so words cut
+    at one window's edge are whole in the next; the overlap is removed again when merging."""
+    chunk = int(chunk_s * SAMPLE_RATE)
+    if num_samples <= chunk:
+        return [(0, num_samples, False)]
+    if stride_s is None:
+        stride_s = chunk_s / 6
+    left = stride_s[0] if isinstance(stride_s, tuple) else stride_s
+    overlap = min(int(left * SAMPLE_RATE), chunk // 2)
+    step = chunk - overlap
+    windows = []
+    start = 0
+    while True:
+        end = min(start + chunk, num_samples)
+        windows.append((start, end, start > 0))
+        if end == num_samples:
+            return windows
+        start += step
+
+
+def merge_overlap(previous: str, current: str, max_words: int = 30) -> str:
+    """`current` without its leading words that repeat the end of `previous` (the overlap).
+
+    The longest run of words that ends `previous` and appears near the start of `current` is
+    the overlap; a lone word counts only at the very start, since short words recur by chance."""
+    before, after = previous.split(), current.split()
+
+    def normalized(words: list[str]) -> list[str]:
+        return [word.lower().strip(".,!?;:\"'") for word in words]
+
+    tail_words, head_words = normalized(before[-max_words:]), normalized(after[:max_words])
+    cut = 0
+    for size in range(1, min(len(tail_words), len(head_words)) + 1):
+        tail = tail_words[-size:]
+        for offset in range(len(head_words) - size + 1):
+            if head_words[offset : offset + size] == tail and (size > 1 or offset <= 1):
+                cut = offset + size
+                break
+    return " ".join(after[cut:])
