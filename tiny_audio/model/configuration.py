@@ -16,8 +16,8 @@ class ASRConfig(PretrainedConfig):
 
     def __init__(
         self,
-        encoder: str = "whisper-tiny.en",
-        decoder: str = "smollm2-135m-instruct",
+        audio_encoder: str = "whisper-tiny.en",
+        text_decoder: str = "smollm2-135m-instruct",
         projector_type: str = "mlp",
         projector_pool_stride: int = 4,
         projector_hidden_dim: int = 1024,
@@ -42,8 +42,9 @@ class ASRConfig(PretrainedConfig):
         max_audio_seconds: float = 30.0,
         **kwargs: Any,
     ) -> None:
-        self.encoder = encoder
-        self.decoder = decoder
+        # Not `encoder`/`decoder`: transformers reads those names as nested sub-configs.
+        self.audio_encoder = audio_encoder
+        self.text_decoder = text_decoder
         self.projector_type = projector_type
         self.projector_pool_stride = projector_pool_stride
         self.projector_hidden_dim = projector_hidden_dim

@@ -112,7 +112,7 @@ class ASRModel(PreTrainedModel):
 
     def __init__(self, config: ASRConfig, processor: ASRProcessor | None = None) -> None:
         super().__init__(config)
-        encoder_path, decoder_path = resolve_part(config.encoder), resolve_part(config.decoder)
+        encoder_path, decoder_path = resolve_part(config.audio_encoder), resolve_part(config.text_decoder)
         self.encoder = load_encoder(encoder_path)
         self.decoder = AutoModelForCausalLM.from_pretrained(decoder_path, dtype=torch.float32)
         self.decoder.requires_grad_(False)
@@ -141,10 +141,10 @@ class ASRModel(PreTrainedModel):
         self._prompt_cache: dict[str | None, tuple[list[int], list[int]]] = {}
         logger.info(
             "tiny-audio model: %s -> %s projector (%s trainable parameters) -> %s",
-            config.encoder,
+            config.audio_encoder,
             config.projector_type,
             f"{self.num_trainable_parameters():,}",
-            config.decoder,
+            config.text_decoder,
         )
 
     def _with_lora(self, model: nn.Module, rank: int, targets: list[str]) -> nn.Module:

@@ -14,9 +14,6 @@ MIN_SAMPLES = 1_600
 
 
 class ASRProcessor(ProcessorMixin):
-    feature_extractor_class = "AutoFeatureExtractor"
-    tokenizer_class = "AutoTokenizer"
-
     def __init__(self, feature_extractor: Any, tokenizer: Any, **kwargs: Any) -> None:
         super().__init__(feature_extractor, tokenizer, **kwargs)
 

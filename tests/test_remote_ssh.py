@@ -1,0 +1,342 @@
+"""`ta remote` against a real OpenSSH server on 127.0.0.1: this machine plays the rented GPU host,
+with its own throwaway keys, its own remote directory and a Python environment of its own."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import pty
+import secrets
+import select
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from tiny_audio.cli import cli
+from tiny_audio.remote import EXIT_MARKER, STATE_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+SSHD = Path("/usr/sbin/sshd")
+# What the job on the "remote" needs to find this machine's model cache offline.
+FORWARDED = ("TINY_AUDIO_HOME", "HF_HOME", "HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM")
+
+
+@dataclass
+class Remote:
+    port: int
+    key: Path
+    user: str
+    directory: Path  # the remote checkout
+    python: Path  # the remote Python environment
+    local_home: Path  # TINY_AUDIO_HOME of the client (its known_hosts)
+
+    def args(self) -> list[str]:
+        return [
+            "127.0.0.1",
+            str(self.port),
+            "--user",
+            self.user,
+            "--key",
+            str(self.key),
+            "--remote-dir",
+            str(self.directory),
+            "--python",
+            str(self.python),
+        ]
+
+    def ta(self, subcommand: str, *extra: str, env: dict[str, str] | None = None) -> Result:
+        """`ta remote SUBCOMMAND HOST PORT ... EXTRA` in this process."""
+        environment = {"TINY_AUDIO_HOME": str(self.local_home), **(env or {})}
+        return CliRunner().invoke(
+            cli,
+            ["remote", subcommand, *self.args(), *extra],
+            env=environment,
+            catch_exceptions=False,
+        )
+
+    def job_env(self) -> list[str]:
+        pairs = [f"{name}={os.environ[name]}" for name in FORWARDED if os.environ.get(name)]
+        pairs.append("HF_HUB_OFFLINE=1")
+        return [arg for pair in pairs for arg in ("--env", pair)]
+
+    def wait_for_exit(self, session: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            log = self.ta("logs", "--session", session, "-n", "400").output
+            if EXIT_MARKER in log:
+                return log
+            time.sleep(1)
+        raise AssertionError(f"session {session} did not finish in {timeout} s:\n{log}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_sshd(root: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+    host_key, user_key = root / "host_key", root / "user_key"
+    for key in (host_key, user_key):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    (root / "authorized_keys").write_text((root / "user_key.pub").read_text())
+    port = free_port()
+    (root / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
+        f"AuthorizedKeysFile {root / 'authorized_keys'}\nPidFile {root / 'sshd.pid'}\n"
+        "UsePAM no\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
+    )
+    if os.geteuid() == 0:  # root's sshd insists on its privilege separation directory
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    log = (root / "sshd.log").open("wb")
+    process = subprocess.Popen(
+        [str(SSHD), "-D", "-e", "-f", str(root / "sshd_config")], stdout=log, stderr=log
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert process.poll() is None, (root / "sshd.log").read_text()
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return process, port, user_key
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError("sshd did not start listening")
+
+
+def make_remote_python(root: Path) -> Path:
+    """A venv on the 'host' that sees this project's installed packages (so `pip install -e .`
+    there resolves every dependency offline) but gets its own editable install of the copy."""
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = Path(sysconfig.get_paths(vars={"base": str(venv), "platbase": str(venv)})["purelib"])
+    (site / "project_packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # pip reads $prefix/pip.conf: no index, build with the setuptools already installed.
+    (venv / "pip.conf").write_text(
+        "[global]\nno-index = true\n[install]\nno-build-isolation = false\n"
+    )
+    return venv / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
+    root = tmp_path_factory.mktemp("ssh")
+    process, port, key = start_sshd(root)
+    host = Remote(
+        port=port,
+        key=key,
+        user=getpass.getuser(),
+        directory=root / "host" / "tiny-audio",
+        python=make_remote_python(root),
+        local_home=root / "client-home",
+    )
+    try:
+        result = host.ta("deploy", "--source", str(REPO))
+        assert result.exit_code == 0, result.output
+        yield host
+    finally:
+        sessions = host.ta("list").output.splitlines()
+        for line in sessions:
+            name = line.split("\t")[0]
+            if name.startswith("ta-test-"):
+                host.ta("stop", "--session", name)
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def git_files() -> set[str]:
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return {name for name in listed if (REPO / name).is_file()}
+
+
+def test_deploy_syncs_what_git_tracks_and_installs_the_copy(remote: Remote) -> None:
+    synced = {
+        str(path.relative_to(remote.directory))
+        for path in remote.directory.rglob("*")
+        if path.is_file() and ".egg-info" not in str(path) and "__pycache__" not in str(path)
+    }
+    assert synced == git_files()
+    assert not (remote.directory / ".venv").exists()  # ignored by git, so never shipped
+    # The remote Python imports the synced copy, not this checkout.
+    where = subprocess.run(
+        [str(remote.python), "-c", "import tiny_audio; print(tiny_audio.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        check=True,
+    ).stdout.strip()
+    assert Path(where).is_relative_to(remote.directory)
+
+
+def test_redeploy_sends_only_changes_and_skips_steps(remote: Remote) -> None:
+    marker = remote.directory / "pyproject.toml"
+    marker.write_text("stale copy")  # as if the remote copy fell behind
+    result = remote.ta("deploy", "--source", str(REPO), "--skip-setup", "--skip-deps")
+    assert result.exit_code == 0, result.output
+    assert "syncing" in result.output and "installing" not in result.output
+    assert marker.read_bytes() == (REPO / "pyproject.toml").read_bytes()
+
+
+def test_smoke_training_in_tmux_then_list_logs_checkpoint_pull(
+    remote: Remote, tmp_path: Path
+) -> None:
+    session = "ta-test-train"
+    started = remote.ta(
+        "run", "--session", session, "--no-attach", *remote.job_env(), "--", "bash", "-c", STANDIN  # DEV-STANDIN
+    )
+    assert started.exit_code == 0, started.output
+    assert f"started tmux session {session}" in started.output
+
+    listed = remote.ta("list")
+    assert f"{session}\trunning" in listed.output.splitlines()
+
+    log = remote.wait_for_exit(session, timeout=600)
+    assert f"{EXIT_MARKER} 0" in log, log
+    assert f"{session}\texited 0" in remote.ta("list").output.splitlines()
+
+    tail = remote.ta("logs", "--session", session, "-n", "1")
+    assert tail.output.strip().endswith(f"{EXIT_MARKER} 0")
+
+    found = remote.ta("checkpoint", "-e", "smoke")
+    assert found.exit_code == 0, found.output
+    checkpoint = found.stdout.strip()
+    assert checkpoint.startswith("outputs/smoke/checkpoint-")
+    steps = [
+        int(p.name.split("-")[1]) for p in (remote.directory / "outputs/smoke").glob("checkpoint-*")
+    ]
+    assert checkpoint == f"outputs/smoke/checkpoint-{max(steps)}"
+
+    pulled = remote.ta("pull", "-o", str(tmp_path / "outputs"))
+    assert pulled.exit_code == 0, pulled.output
+    local = Path(pulled.stdout.strip())
+    assert local == tmp_path / "outputs" / "smoke" / Path(checkpoint).name
+    original = remote.directory / checkpoint
+    names = sorted(str(p.relative_to(original)) for p in original.rglob("*") if p.is_file())
+    assert names and names == sorted(
+        str(p.relative_to(local)) for p in local.rglob("*") if p.is_file()
+    )
+    for name in names:
+        assert (local / name).read_bytes() == (original / name).read_bytes()
+
+    # A finished session's name can be used again; a running one's cannot.
+    again = remote.ta("run", "--session", session, "--no-attach", "--", "sleep", "30")
+    assert again.exit_code == 0, again.output
+    refused = remote.ta("run", "--session", session, "--no-attach", "--", "true")
+    assert refused.exit_code == 1
+    assert refused.output.strip().splitlines() == [
+        f"error: starting session {session} on 127.0.0.1 failed: session {session} is still "
+        "running: attach to it, stop it, or pick another --session"
+    ]
+    assert remote.ta("stop", "--session", session).exit_code == 0
+    assert session not in remote.ta("list").output
+
+
+def test_secrets_reach_the_job_but_no_command_line_or_file(remote: Remote) -> None:
+    session = "ta-test-secrets"
+    token = "hf_" + secrets.token_hex(16)
+    job = 'sleep 3; printf %s "$HF_TOKEN" | sha256sum'
+    started = remote.ta(
+        "run", "--session", session, "--no-attach", "--", "bash", "-c", job, env={"HF_TOKEN": token}
+    )
+    assert started.exit_code == 0, started.output
+    time.sleep(1)  # the job is sleeping: look at every process's command line now
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            assert token.encode() not in cmdline.read_bytes()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    log = remote.wait_for_exit(session, timeout=60)
+    assert hashlib.sha256(token.encode()).hexdigest() in log
+    assert not (remote.directory / STATE_DIR / f"{session}.env").exists()
+    for path in remote.directory.rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path
+    remote.ta("stop", "--session", session)
+
+
+def test_attach_shows_the_live_session_and_detaches(remote: Remote) -> None:
+    session = "ta-test-attach"
+    job = "for i in $(seq 1 300); do echo tick-$i; sleep 1; done"
+    assert (
+        remote.ta("run", "--session", session, "--no-attach", "--", "bash", "-c", job).exit_code
+        == 0
+    )
+    environment = {**os.environ, "TINY_AUDIO_HOME": str(remote.local_home), "TERM": "xterm"}
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tiny_audio",
+            "remote",
+            "attach",
+            *remote.args(),
+            "--session",
+            session,
+        ],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env=environment,
+        start_new_session=True,
+    )
+    os.close(terminal)
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"tick-" not in seen and time.monotonic() < deadline:
+        if select.select([controller], [], [], 0.5)[0]:
+            seen += os.read(controller, 65536)
+    assert b"tick-" in seen, seen
+    os.write(controller, b"\x02d")  # Ctrl+B then D: detach
+    deadline = time.monotonic() + 20
+    while process.poll() is None and time.monotonic() < deadline:
+        # Keep reading, or a full terminal buffer would block the client on its way out.
+        if select.select([controller], [], [], 0.5)[0]:
+            try:
+                seen += os.read(controller, 65536)
+            except OSError:  # the other side closed
+                break
+    assert process.wait(timeout=5) == 0
+    assert b"detached" in seen
+    os.close(controller)
+    assert f"{session}\trunning" in remote.ta("list").output.splitlines()
+    remote.ta("stop", "--session", session)
+
+
+def test_unreachable_host_is_one_clear_line(tmp_path: Path) -> None:
+    environment = {**os.environ, "TINY_AUDIO_HOME": str(tmp_path)}
+    closed_port = str(free_port())
+    result = subprocess.run(
+        [sys.executable, "-m", "tiny_audio", "remote", "list", "127.0.0.1", closed_port],
+        capture_output=True,
+        text=True,
+        env=environment,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot reach root@127.0.0.1 port {closed_port} over ssh: "
+        f"ssh: connect to host 127.0.0.1 port {closed_port}: Connection refused"
+    ]
+
+
+def test_no_checkpoint_yet_is_one_clear_line(remote: Remote) -> None:
+    result = remote.ta("checkpoint", "-e", "never-trained")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"error: no checkpoint under {remote.directory}/outputs/never-trained on 127.0.0.1"
+    )
+STANDIN = "sleep 2; for s in 2 4; do mkdir -p outputs/smoke/checkpoint-$s; echo $s > outputs/smoke/checkpoint-$s/model.safetensors; echo '{}' > outputs/smoke/checkpoint-$s/config.json; sleep 1.2; done; echo done"  # DEV-STANDIN
