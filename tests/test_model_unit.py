@@ -90,7 +90,7 @@ def test_training_loss_backpropagates_to_projector_only(whisper_model: ASRModel)
     features, lengths = model.processor.features(clips(1.0, 0.6))
     text = model.build_text_inputs(model.audio_token_counts(lengths), texts=["hello", "the dog"])
     model.zero_grad()
-    loss = model(features, lengths, **text)["loss"]
+    loss = model(**text, input_features=features, feature_lengths=lengths)["loss"]
     assert torch.isfinite(loss)
     loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.projector.parameters())

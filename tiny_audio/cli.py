@@ -13,8 +13,19 @@ from tiny_audio.errors import UserError
 
 # name -> ("module:attribute" of a click command, one-line help); one line per command.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "remote": ("tiny_audio.remote:remote", "Train on a GPU host over SSH (alias: runpod)."),
+    "push": ("tiny_audio.hub:push_command", "Publish a checkpoint to the Hugging Face Hub."),
+    "deploy": ("tiny_audio.hub:deploy_command", "Publish a Gradio Space that serves a model."),
     "transcribe": ("tiny_audio.transcribe:transcribe_command", "Transcribe audio files."),
     "models": ("tiny_audio.zoo.cli:models", "List, pull and locate pretrained models."),
+    "train": ("tiny_audio.train.main:train_command", "Train a model with Hydra overrides (+experiments=NAME)."),
+    "data": ("tiny_audio.data.cli:data", "Build and inspect speech corpora (synth, real, stats)."),
+    "debug": ("tiny_audio.debug:debug", "Model health: MoE routing, LoRA, gradient flow, scale."),
+    "dev": ("tiny_audio.dev:dev", "Lint, type-check and test the source checkout."),
+    "doctor": ("tiny_audio.dev:doctor", "Check the set-up and say what to fix."),
+    "eval": ("tiny_audio.evaluate.cli:eval_command", "Score models on datasets (WER, CER, RTFx)."),
+    "analysis": ("tiny_audio.evaluate.cli:analysis", "Analyse eval runs: high-wer, compare, errors."),
+    "bench": ("tiny_audio.evaluate.cli:bench_command", "Speed and memory: tiny-audio vs faster-whisper."),
 }
 ALIASES: dict[str, str] = {"runpod": "remote"}
 

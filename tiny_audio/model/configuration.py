@@ -27,6 +27,9 @@ class ASRConfig(PretrainedConfig):
         projector_num_queries: int = 4,
         projector_window: int = 16,
         projector_num_layers: int = 2,
+        projector_num_heads: int = 8,
+        projector_balance_loss_coef: float = 0.01,
+        projector_z_loss_coef: float = 0.001,
         encoder_dim: int | None = None,
         decoder_dim: int | None = None,
         embedding_scale: float = 1.0,
@@ -40,6 +43,7 @@ class ASRConfig(PretrainedConfig):
         user_prompt: str = "Transcribe: ",
         system_prompt: str | None = None,
         max_audio_seconds: float = 30.0,
+        audio_token_dropout: float = 0.0,
         **kwargs: Any,
     ) -> None:
         # Not `encoder`/`decoder`: transformers reads those names as nested sub-configs.
@@ -54,6 +58,10 @@ class ASRConfig(PretrainedConfig):
         self.projector_num_queries = projector_num_queries
         self.projector_window = projector_window
         self.projector_num_layers = projector_num_layers
+        self.projector_num_heads = projector_num_heads
+        # MoE router losses (moe projector): Switch load balancing and ST-MoE router z-loss.
+        self.projector_balance_loss_coef = projector_balance_loss_coef
+        self.projector_z_loss_coef = projector_z_loss_coef
         # Filled in when the model is first built, so a saved config is self-describing.
         self.encoder_dim = encoder_dim
         self.decoder_dim = decoder_dim
@@ -69,4 +77,5 @@ class ASRConfig(PretrainedConfig):
         self.system_prompt = system_prompt
         # The longest window the encoder takes at once (Whisper: 30 s); longer audio is chunked.
         self.max_audio_seconds = max_audio_seconds
+        self.audio_token_dropout = audio_token_dropout
         super().__init__(**kwargs)

@@ -226,12 +226,28 @@ class ASRModel(PreTrainedModel):
 
     # ---- audio embeddings spliced into the prompt ---------------------------------------------
 
-    def embed_audio(
-        self, input_features: torch.Tensor, feature_lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, input_features: torch.Tensor, feature_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.set_grad_enabled(self.training and self.config.encoder_lora_rank > 0):
-            hidden, mask = self.encoder(input_features.to(self.device), feature_lengths.to(self.device))
-        return self.projector(hidden, mask)
+            return self.encoder(input_features.to(self.device), feature_lengths.to(self.device))
+
+    def embed_audio(
+        self,
+        input_features: torch.Tensor | None = None,
+        feature_lengths: torch.Tensor | None = None,
+        encoder_hidden: torch.Tensor | None = None,
+        encoder_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projected audio embeddings and their mask, from features or from cached encoder output."""
+        if encoder_hidden is None:
+            assert input_features is not None and feature_lengths is not None
+            encoder_hidden, encoder_mask = self.encode(input_features, feature_lengths)
+        assert encoder_mask is not None
+        embeds, mask = self.projector(encoder_hidden.to(self.device), encoder_mask.to(self.device))
+        if self.training and self.config.audio_token_dropout > 0:
+            # Whole audio tokens vanish, so the decoder learns to lean on context.
+            keep = torch.rand(embeds.shape[:2], device=embeds.device) >= self.config.audio_token_dropout
+            embeds = embeds * keep[..., None].to(embeds.dtype)
+        return embeds, mask
 
     def audio_token_counts(self, feature_lengths: torch.Tensor) -> list[int]:
         return self.projector.output_lengths(self.encoder.output_lengths(feature_lengths)).tolist()
@@ -250,14 +266,16 @@ class ASRModel(PreTrainedModel):
 
     def forward(  # type: ignore[override]
         self,
-        input_features: torch.Tensor,
-        feature_lengths: torch.Tensor,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         labels: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        feature_lengths: torch.Tensor | None = None,
+        encoder_hidden: torch.Tensor | None = None,
+        encoder_mask: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> dict[str, torch.Tensor]:
-        audio_embeds, audio_mask = self.embed_audio(input_features, feature_lengths)
+        audio_embeds, audio_mask = self.embed_audio(input_features, feature_lengths, encoder_hidden, encoder_mask)
         input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
         inputs_embeds = self.splice(input_ids, audio_embeds, audio_mask)
         if labels is None:

@@ -1,0 +1,171 @@
+"""Training: the smoke preset, resume after SIGKILL, a kill during a save, 2-process DDP, stages."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tiny_audio.data.manifest import Utterance, write_manifest
+from tiny_audio.train import checkpoint as ckpt
+from tiny_audio.train.data import LengthGroupedBatches
+from tiny_audio.train.main import compose
+
+REPO = Path(__file__).resolve().parents[1]
+TEXTS = ["hello world", "the quick brown fox", "jumps over", "the lazy dog", "hello fox", "world dog"]
+
+
+@pytest.fixture(scope="module")
+def tone_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six short synthetic clips with texts, as a manifest."""
+    root = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    utterances = []
+    for i, text in enumerate(TEXTS):
+        seconds = 0.5 + 0.2 * i
+        t = np.arange(int(seconds * 16000)) / 16000
+        wave = 0.2 * np.sin(2 * np.pi * (200 + 50 * i) * t) + 0.01 * rng.standard_normal(len(t))
+        sf.write(root / f"{i}.flac", wave, 16000)
+        utterances.append(Utterance(id=str(i), audio=str(root / f"{i}.flac"), text=text, duration=seconds))
+    return write_manifest(root / "train.jsonl", utterances)
+
+
+def tiny_overrides(tiny_parts: dict[str, str], corpus: Path, output_dir: Path, **training: object) -> list[str]:
+    overrides = [
+        "+experiments=smoke",
+        f"model.audio_encoder={tiny_parts['whisper']}",
+        f"model.text_decoder={tiny_parts['llama']}",
+        "model.projector_hidden_dim=32",
+        f"data.train=[{{source: {corpus}}}]",
+        f"data.dev={{source: {corpus}, max_samples: 2}}",
+        f"training.output_dir={output_dir}",
+        "training.num_threads=1",
+    ]
+    return overrides + [f"training.{key}={value}" for key, value in training.items()]
+
+
+def run_train(overrides: list[str], tmp_home: Path, nproc: int = 1, **popen: object) -> subprocess.Popen:
+    env = dict(os.environ, TINY_AUDIO_HOME=str(tmp_home), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    if nproc == 1:
+        command = [sys.executable, "-m", "tiny_audio.train", *overrides]
+    else:
+        command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_port=29533", "-m", "tiny_audio.train", *overrides]
+    return subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)  # type: ignore[call-overload]
+
+
+def test_bad_override_is_one_clear_line() -> None:
+    run = subprocess.run([sys.executable, "-m", "tiny_audio", "train", "training.learnin_rate=1"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr and "learnin_rate" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_presets_compose() -> None:
+    for name in ("mlp", "mlp_lora", "mlp_fine_tune", "smoke", "offline"):
+        cfg = compose([f"+experiments={name}"])
+        assert cfg.experiment == name
+    assert compose(["+experiments=mlp_lora"]).model.lora_rank > 0
+
+
+def test_batches_are_a_pure_function_of_step() -> None:
+    durations = list(np.linspace(1, 10, 40))
+    first, again = LengthGroupedBatches(durations, 4, seed=1, group_by_length=True), LengthGroupedBatches(durations, 4, seed=1, group_by_length=True)
+    assert [first[i] for i in range(25)] == [again[i] for i in reversed(range(25))][::-1]
+    epoch = sorted(i for b in range(first.per_epoch) for i in first[b])
+    assert epoch == list(range(40))  # each example once per epoch
+    ranks = [LengthGroupedBatches(durations, 2, 1, True, rank=r, world=2)[3] for r in range(2)]
+    assert not set(ranks[0]) & set(ranks[1])
+
+
+def test_sigkill_then_resume_reaches_the_final_step(tiny_parts: dict[str, str], tone_corpus: Path, tmp_path: Path) -> None:
+    output = tmp_path / "run"
+    overrides = tiny_overrides(tiny_parts, tone_corpus, output, max_steps=40, save_steps=4, eval_steps=1000)
+    process = run_train(overrides, tmp_path)
+    deadline = time.time() + 300
+    while not ckpt.checkpoints(output) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert process.poll() is None, process.stdout.read() if process.stdout else ""
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = ckpt.latest_checkpoint(output)
+    assert killed_at is not None
+    killed_step = int(killed_at.name.split("-")[1])
+    assert killed_step < 40
+
+    resumed = run_train(overrides + ["training.resume_from_checkpoint=latest"], tmp_path)
+    log, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, log
+    assert f"resumed from {killed_at}" in log
+    final = ckpt.latest_checkpoint(output)
+    assert final is not None and final.name == "checkpoint-40"
+    assert int(ckpt.load_training_state(final)["step"]) == 40
+    assert len(ckpt.checkpoints(output)) <= 3  # keep-last-2 plus best
+    assert (output / "best").resolve().is_dir()
+
+
+def test_kill_during_save_leaves_previous_checkpoint(tmp_path: Path) -> None:
+    def save_model(directory: Path) -> None:
+        directory.mkdir(parents=True)
+        (directory / "model.safetensors").write_bytes(b"x")
+
+    state = {"optimizer": {}, "scheduler": {}, "best_wer": 1.0}
+    ckpt.save_checkpoint(tmp_path, 2, save_model, state, {})
+
+    def dies_mid_save(directory: Path) -> None:
+        save_model(directory)
+        raise KeyboardInterrupt  # stands in for the process dying half-way
+
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_checkpoint(tmp_path, 4, dies_mid_save, state, {})
+    assert (tmp_path / "checkpoint-4.tmp").is_dir() and not (tmp_path / "checkpoint-4").exists()
+    assert ckpt.latest_checkpoint(tmp_path) == tmp_path / "checkpoint-2"
+    assert ckpt.load_training_state(tmp_path / "checkpoint-2")["step"] == 2
+    ckpt.clean_partial(tmp_path)
+    assert not (tmp_path / "checkpoint-4.tmp").exists()
+
+
+def test_two_process_ddp_trains_and_checkpoints(tiny_parts: dict[str, str], tone_corpus: Path, tmp_path: Path) -> None:
+    output = tmp_path / "ddp"
+    process = run_train(tiny_overrides(tiny_parts, tone_corpus, output, max_steps=4, save_steps=2, eval_steps=4), tmp_path, nproc=2)
+    log, _ = process.communicate(timeout=900)
+    assert process.returncode == 0, log
+    assert [p.name for p in ckpt.checkpoints(output)] == ["checkpoint-2", "checkpoint-4"]
+    assert "dev WER" in log
+
+
+def test_stage_two_starts_from_stage_one(tiny_parts: dict[str, str], tone_corpus: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    stage1 = tmp_path / "stage1"
+    first = run_train(tiny_overrides(tiny_parts, tone_corpus, stage1, max_steps=2, save_steps=2, eval_steps=100), tmp_path)
+    assert first.wait(timeout=600) == 0
+    stage2 = tmp_path / "stage2"
+    second = run_train(
+        tiny_overrides(tiny_parts, tone_corpus, stage2, max_steps=2, save_steps=2, eval_steps=100)
+        + ["model.lora_rank=4", f"model.init_from={stage1 / 'best'}", "training.train_projector=false"],
+        tmp_path,
+    )
+    log, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, log
+    before, after = load_file(str(stage1 / "best" / "model.safetensors")), load_file(str(stage2 / "best" / "model.safetensors"))
+    assert any("lora_A" in name for name in after)
+    for name, tensor in before.items():  # the frozen projector came through unchanged
+        assert np.array_equal(tensor.numpy(), after[name].numpy())
+
+
+@pytest.mark.slow
+def test_smoke_preset_with_real_models(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "tiny_audio", "train", "+experiments=smoke", f"training.output_dir={tmp_path}", "training.max_steps=2", "training.eval_steps=2", "training.save_steps=2"],
+        capture_output=True, text=True, cwd=REPO, timeout=1200,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (tmp_path / "checkpoint-2" / "model.safetensors").is_file()
+    assert "dev WER" in run.stderr + run.stdout

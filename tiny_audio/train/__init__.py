@@ -1,0 +1,1 @@
+"""Training: Hydra configs in configs/, one loop per model family."""

@@ -1,0 +1,3 @@
+from tiny_audio.train.main import train_command
+
+train_command()
