@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "deploy": ("tiny_audio.hub:deploy_command", "Publish a Gradio Space that serves a model."),
     "transcribe": ("tiny_audio.transcribe:transcribe_command", "Transcribe audio files."),
     "models": ("tiny_audio.zoo.cli:models", "List, pull and locate pretrained models."),
+    "quickstart": ("tiny_audio.quickstart:quickstart", "Transcribe and score the real sample clips (make run)."),
     "train": ("tiny_audio.train.main:train_command", "Train a model with Hydra overrides (+experiments=NAME)."),
     "data": ("tiny_audio.data.cli:data", "Build and inspect speech corpora (synth, real, stats)."),
     "debug": ("tiny_audio.debug:debug", "Model health: MoE routing, LoRA, gradient flow, scale."),
