@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import json
 import os
 import pty
 import secrets
@@ -23,11 +24,12 @@ from click.testing import CliRunner, Result
 
 from tiny_audio.cli import cli
 from tiny_audio.remote import EXIT_MARKER, STATE_DIR
+from tiny_audio.zoo.samples import sample_clips
 
 REPO = Path(__file__).resolve().parents[1]
 SSHD = Path("/usr/sbin/sshd")
 # What the job on the "remote" needs to find this machine's model cache offline.
-FORWARDED = ("TINY_AUDIO_HOME", "HF_HOME", "HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM")
+FORWARDED = ("TINY_AUDIO_HOME", "HF_HOME", "TOKENIZERS_PARALLELISM")
 
 
 @dataclass
@@ -185,55 +187,129 @@ def test_deploy_syncs_what_git_tracks_and_installs_the_copy(remote: Remote) -> N
 def test_redeploy_sends_only_changes_and_skips_steps(remote: Remote) -> None:
     marker = remote.directory / "pyproject.toml"
     marker.write_text("stale copy")  # as if the remote copy fell behind
-    result = remote.ta("deploy", "--source", str(REPO), "--skip-setup", "--skip-deps")
+    # From a subfolder too: the whole checkout is synced.
+    result = remote.ta(
+        "deploy", "--source", str(REPO / "tiny_audio"), "--skip-setup", "--skip-deps"
+    )
     assert result.exit_code == 0, result.output
     assert "syncing" in result.output and "installing" not in result.output
     assert marker.read_bytes() == (REPO / "pyproject.toml").read_bytes()
 
 
-def test_smoke_training_in_tmux_then_list_logs_checkpoint_pull(
-    remote: Remote, tmp_path: Path
-) -> None:
-    session = "ta-test-train"
+TRAIN_SESSION = "ta-test-train"
+
+
+@pytest.fixture(scope="module")
+def trained(remote: Remote) -> str:
+    """`ta remote train -e smoke` (real weights), seen running in `list`, waited for; its log."""
+    # The smoke preset, shortened further by Hydra overrides that must reach the remote command.
+    overrides = ["training.max_steps=2", "training.save_steps=1", "data.dev.max_samples=1"]
     started = remote.ta(
-        "run", "--session", session, "--no-attach", *remote.job_env(), "--", "bash", "-c", STANDIN  # DEV-STANDIN
+        "train",
+        "-e",
+        "smoke",
+        "--session",
+        TRAIN_SESSION,
+        "--no-attach",
+        *remote.job_env(),
+        *overrides,
     )
     assert started.exit_code == 0, started.output
-    assert f"started tmux session {session}" in started.output
+    assert f"started tmux session {TRAIN_SESSION}" in started.output
+    assert f"{TRAIN_SESSION}\trunning" in remote.ta("list").output.splitlines()
+    return remote.wait_for_exit(TRAIN_SESSION, timeout=900)
 
-    listed = remote.ta("list")
-    assert f"{session}\trunning" in listed.output.splitlines()
 
-    log = remote.wait_for_exit(session, timeout=600)
-    assert f"{EXIT_MARKER} 0" in log, log
-    assert f"{session}\texited 0" in remote.ta("list").output.splitlines()
-
-    tail = remote.ta("logs", "--session", session, "-n", "1")
+@pytest.mark.slow
+def test_smoke_training_runs_in_tmux_to_the_end(remote: Remote, trained: str) -> None:
+    assert f"{EXIT_MARKER} 0" in trained, trained
+    assert "+experiments=smoke training.max_steps=2" in trained  # the command `script` ran
+    assert f"{TRAIN_SESSION}\texited 0" in remote.ta("list").output.splitlines()
+    tail = remote.ta("logs", "--session", TRAIN_SESSION, "-n", "1")
     assert tail.output.strip().endswith(f"{EXIT_MARKER} 0")
+    saved = sorted(p.name for p in (remote.directory / "outputs/smoke").glob("checkpoint-*"))
+    assert saved == ["checkpoint-1", "checkpoint-2"]  # max_steps=2, save_steps=1 were applied
 
+
+@pytest.mark.slow
+def test_latest_checkpoint_is_pulled_then_pushed_and_loads_in_a_pipeline(
+    remote: Remote, trained: str, tmp_path: Path
+) -> None:
     found = remote.ta("checkpoint", "-e", "smoke")
     assert found.exit_code == 0, found.output
     checkpoint = found.stdout.strip()
-    assert checkpoint.startswith("outputs/smoke/checkpoint-")
-    steps = [
-        int(p.name.split("-")[1]) for p in (remote.directory / "outputs/smoke").glob("checkpoint-*")
-    ]
-    assert checkpoint == f"outputs/smoke/checkpoint-{max(steps)}"
+    assert checkpoint == "outputs/smoke/checkpoint-2"
+
+    # `ta eval` on the host writes into the checkpoint, so the pull brings the figures back.
+    session = "ta-test-eval"
+    evaluated = remote.ta(
+        "eval",
+        "-d",
+        "real:librivox",
+        "-n",
+        "1",
+        "--session",
+        session,
+        "--no-attach",
+        *remote.job_env(),
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    log = remote.wait_for_exit(session, timeout=600)
+    assert f"{EXIT_MARKER} 0" in log, log
+    remote.ta("stop", "--session", session)
 
     pulled = remote.ta("pull", "-o", str(tmp_path / "outputs"))
     assert pulled.exit_code == 0, pulled.output
     local = Path(pulled.stdout.strip())
-    assert local == tmp_path / "outputs" / "smoke" / Path(checkpoint).name
+    assert local == tmp_path / "outputs" / "smoke" / "checkpoint-2"
     original = remote.directory / checkpoint
     names = sorted(str(p.relative_to(original)) for p in original.rglob("*") if p.is_file())
-    assert names and names == sorted(
-        str(p.relative_to(local)) for p in local.rglob("*") if p.is_file()
-    )
+    assert names == sorted(str(p.relative_to(local)) for p in local.rglob("*") if p.is_file())
     for name in names:
         assert (local / name).read_bytes() == (original / name).read_bytes()
+    config = remote.directory / "outputs/smoke/config.yaml"
+    assert (local.parent / "config.yaml").read_bytes() == config.read_bytes()
 
-    # A finished session's name can be used again; a running one's cannot.
-    again = remote.ta("run", "--session", session, "--no-attach", "--", "sleep", "30")
+    # The pulled checkpoint is what `ta push` publishes: the card carries its recipe.
+    folder = tmp_path / "hub"
+    pushed = CliRunner().invoke(
+        cli, ["push", "-m", str(local), "--repo-id", "someone/smoke", "--dry-run", str(folder)]
+    )
+    assert pushed.exit_code == 0, pushed.output
+    card = (folder / "README.md").read_text()
+    assert "| experiment | smoke |" in card and "| checkpoint step | 2 |" in card
+    assert "| real:librivox (test) | 1 |" in card  # the remote eval's figures
+    assert not (folder / "training_state.pt").exists()
+
+    clip = next(c.path for c in sample_clips() if c.text == "go forward ten meters")
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    script = (
+        "import json, sys\n"
+        "from transformers import pipeline\n"
+        "asr = pipeline('automatic-speech-recognition', model=sys.argv[1], trust_remote_code=True)\n"
+        "print(json.dumps(asr(sys.argv[2], max_new_tokens=12)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(folder), str(clip)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    output = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(output) == {"text"} and isinstance(output["text"], str)
+
+
+def test_a_finished_session_name_can_be_reused_a_running_one_cannot(remote: Remote) -> None:
+    session = "ta-test-reuse"
+    assert remote.ta("run", "--session", session, "--no-attach", "--", "true").exit_code == 0
+    deadline = time.monotonic() + 30
+    while f"{session}\texited 0" not in remote.ta("list").output.splitlines():
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    again = remote.ta("run", "--session", session, "--no-attach", "--", "sleep", "60")
     assert again.exit_code == 0, again.output
     refused = remote.ta("run", "--session", session, "--no-attach", "--", "true")
     assert refused.exit_code == 1
@@ -301,6 +377,10 @@ def test_attach_shows_the_live_session_and_detaches(remote: Remote) -> None:
         if select.select([controller], [], [], 0.5)[0]:
             seen += os.read(controller, 65536)
     assert b"tick-" in seen, seen
+    settle = time.monotonic() + 2  # tmux drops keys typed while it is still setting up the terminal
+    while time.monotonic() < settle:
+        if select.select([controller], [], [], 0.2)[0]:
+            seen += os.read(controller, 65536)
     os.write(controller, b"\x02d")  # Ctrl+B then D: detach
     deadline = time.monotonic() + 20
     while process.poll() is None and time.monotonic() < deadline:
@@ -339,4 +419,23 @@ def test_no_checkpoint_yet_is_one_clear_line(remote: Remote) -> None:
     assert result.output.strip() == (
         f"error: no checkpoint under {remote.directory}/outputs/never-trained on 127.0.0.1"
     )
-STANDIN = "sleep 2; for s in 2 4; do mkdir -p outputs/smoke/checkpoint-$s; echo $s > outputs/smoke/checkpoint-$s/model.safetensors; echo '{}' > outputs/smoke/checkpoint-$s/config.json; sleep 1.2; done; echo done"  # DEV-STANDIN
+
+
+def test_a_changed_host_key_is_one_line_that_names_the_fix(remote: Remote, tmp_path: Path) -> None:
+    impostor = tmp_path / "impostor"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(impostor)], check=True)
+    known_hosts = tmp_path / "remote" / "known_hosts"
+    known_hosts.parent.mkdir()
+    key_type, key = impostor.with_suffix(".pub").read_text().split()[:2]
+    known_hosts.write_text(f"[127.0.0.1]:{remote.port} {key_type} {key}\n")
+    home = {"TINY_AUDIO_HOME": str(tmp_path)}
+
+    refused = remote.ta("list", env=home)
+    assert refused.exit_code == 1
+    fix = f"ssh-keygen -R '[127.0.0.1]:{remote.port}' -f {known_hosts}"
+    assert refused.output.strip().splitlines() == [
+        f"error: the host key of 127.0.0.1 port {remote.port} changed (a new pod on a reused "
+        f"address?); if you expect that, forget the old key with: {fix}"
+    ]
+    subprocess.run(["bash", "-c", fix], check=True, capture_output=True)
+    assert remote.ta("list", env=home).exit_code == 0

@@ -4,6 +4,7 @@ real pip through PIP_FIND_LINKS (no network)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -104,7 +105,12 @@ def test_pull_builds_once_then_is_cached(
     folder = resolve("test-model")
     assert folder == model_dir("test-model")
     assert (folder / "config.json").read_text() == '{"a": 1}'
-    assert (folder / "zoo.json").is_file()
+    provenance = json.loads((folder / "zoo.json").read_text())
+    assert provenance["wheels"] == [
+        {"requirement": "zoo-test-model==0.1.0", "sha256": wheel.sha256}
+    ]
+    assert set(provenance["seconds"]) == {"download zoo-test-model", "unpack", "convert"}
+    assert provenance["bytes"] == len('{"a": 1}')
     assert not (folder / ".work").exists()
     assert [path.name for path in folder.parent.iterdir()] == ["test-model"]  # no leftovers
     assert pull("test-model") == folder
@@ -121,6 +127,9 @@ def test_bundled_model_resolves_to_its_folder(
 ) -> None:
     monkeypatch.setitem(registry.BUNDLED, "default", tmp_path)
     assert resolve("default") == tmp_path
+    monkeypatch.setitem(registry.BUNDLED, "default", tmp_path / "absent")
+    with pytest.raises(UserError, match="bundled model folder"):
+        resolve("default")
 
 
 def test_unknown_name_offline_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:

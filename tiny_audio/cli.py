@@ -15,6 +15,7 @@ from tiny_audio.errors import UserError
 COMMANDS: dict[str, tuple[str, str]] = {
     "remote": ("tiny_audio.remote:remote", "Train on a GPU host over SSH (alias: runpod)."),
     "push": ("tiny_audio.hub:push_command", "Publish a checkpoint to the Hugging Face Hub."),
+    "demo": ("tiny_audio.demo.app:demo", "Launch the Gradio web demo."),
     "deploy": ("tiny_audio.hub:deploy_command", "Publish a Gradio Space that serves a model."),
     "transcribe": ("tiny_audio.transcribe:transcribe_command", "Transcribe audio files."),
     "models": ("tiny_audio.zoo.cli:models", "List, pull and locate pretrained models."),

@@ -201,7 +201,7 @@ def train(cfg: DictConfig) -> Path:
             with accelerator.autocast():
                 output = model(**batch)
             accelerator.backward(output["loss"] / accumulation)
-            window["loss"] += float(output["loss"]) / accumulation
+            window["loss"] += float(output["loss"].detach()) / accumulation
         grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), t.max_grad_norm))
         optimizer.step()
         scheduler.step()

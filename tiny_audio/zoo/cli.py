@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 from rich.console import Console
 from rich.table import Table
 
 from tiny_audio.errors import UserError
-from tiny_audio.zoo.registry import BUNDLED, ZOO, is_cached, model_dir, pull, resolve
-
-
-def _disk_size(folder: Path) -> str:
-    total = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
-    return f"{total / 1e6:.0f} MB"
+from tiny_audio.zoo.registry import BUNDLED, ZOO, folder_bytes, is_cached, model_dir, pull, resolve
 
 
 @click.group()
@@ -25,13 +18,13 @@ def models() -> None:
 @models.command("list")
 def list_models() -> None:
     """Zoo models and whether they are in the cache."""
-    table = Table("name", "role", "parameters", "license", "cached", "description")
+    table = Table("name", "role", "parameters", "license", "cached", "default")
     for name, model in ZOO.items():
-        cached = _disk_size(model_dir(name)) if is_cached(name) else "no"
-        label = f"{name} (default)" if model.default else name
-        table.add_row(label, model.role, model.parameters, model.license, cached, model.description)
-    for name, folder in BUNDLED.items():
-        table.add_row(name, "asr", "", "", "bundled", str(folder))
+        cached = f"{folder_bytes(model_dir(name)) / 1e6:.0f} MB" if is_cached(name) else "no"
+        default = "yes" if model.default else ""
+        table.add_row(name, model.role, model.parameters, model.license, cached, default)
+    for name in BUNDLED:
+        table.add_row(name, "asr", "", "", "bundled", "")
     Console().print(table)
 
 

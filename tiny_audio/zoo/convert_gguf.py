@@ -4,13 +4,11 @@ the saved folder then loads in under a second."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 
 def convert_gguf(source: Path, destination: Path) -> None:
     """Write a transformers causal-LM folder (float32) for the single `*.gguf` file in `source`."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything needed is in the GGUF file
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 

