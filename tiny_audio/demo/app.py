@@ -1,0 +1,197 @@
+"""`ta demo`: a Gradio page that transcribes uploaded or recorded speech with one model.
+
+Gradio is imported inside functions: `ta demo --help` should not wait for it."""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from tiny_audio.errors import UserError
+from tiny_audio.transcribe import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from tiny_audio.recognizer import Recognizer
+
+TITLE = "tiny-audio demo"
+
+
+def takes_decoding_options(recognizer: Recognizer) -> bool:
+    """LLM-based models take tokens, chunking and a prompt; other recognizers only the beams
+    (the same rule as `ta transcribe`)."""
+    return hasattr(recognizer, "transcribe_segments")
+
+
+def model_info(recognizer: Recognizer) -> str:
+    """Markdown: the parts of a tiny-audio model, or just the name of any other recognizer."""
+    config: Any = getattr(recognizer, "config", None)
+    if getattr(config, "model_type", None) != "tiny_audio":
+        return f"**Model:** `{recognizer.name}`"
+    decoder = config.text_decoder + (f" + LoRA rank {config.lora_rank}" if config.lora_rank else "")
+    trainable = recognizer.num_trainable_parameters()  # type: ignore[attr-defined]
+    rows = [
+        ("Encoder", config.audio_encoder),
+        ("Projector", config.projector_type),
+        ("Decoder", decoder),
+        ("Trainable parameters", f"{trainable:,}"),
+    ]
+    header = [f"| Model | `{recognizer.name}` |", "|---|---|"]
+    return "\n".join([*header, *(f"| {key} | `{value}` |" for key, value in rows)])
+
+
+def decoding_options(
+    recognizer: Recognizer,
+    num_beams: float,
+    max_new_tokens: float,
+    chunk_length_s: float,
+    stride_length_s: float,
+    prompt: str,
+) -> dict[str, Any]:
+    options: dict[str, Any] = {"num_beams": int(num_beams)}
+    if takes_decoding_options(recognizer):
+        options.update(
+            max_new_tokens=int(max_new_tokens) or None,  # 0: scaled to the audio length
+            chunk_length_s=float(chunk_length_s),
+            stride_length_s=float(stride_length_s),
+            prompt=prompt.strip() or None,
+        )
+    return options
+
+
+def page_message(error: UserError, path: str) -> str:
+    """The error with the file's own name instead of Gradio's long temporary upload path."""
+    text = str(error)
+    if not text.startswith(f"{path}: "):
+        return text
+    reason = text.removeprefix(f"{path}: ").split(" (")[0]  # the details repeat the path
+    return f"{Path(path).name}: {reason}"
+
+
+def transcribe(
+    recognizer: Recognizer,
+    path: str | None,
+    num_beams: float,
+    max_new_tokens: float,
+    chunk_length_s: float,
+    stride_length_s: float,
+    prompt: str,
+) -> tuple[str, str]:
+    """(transcript, timing) for one file; unusable audio becomes a message on the page."""
+    import gradio as gr
+
+    from tiny_audio.audio import duration_seconds, load_audio
+
+    if not path:
+        raise gr.Error("Upload or record some audio first.", print_exception=False)
+    options = decoding_options(
+        recognizer, num_beams, max_new_tokens, chunk_length_s, stride_length_s, prompt
+    )
+    try:
+        waveform = load_audio(path)
+        start = time.perf_counter()
+        text = recognizer.transcribe([waveform], **options)[0]
+    except UserError as error:
+        raise gr.Error(page_message(error, path), print_exception=False) from None
+    seconds = time.perf_counter() - start
+    audio_seconds = duration_seconds(waveform)
+    timing = (
+        f"{audio_seconds:.1f} s of audio in {seconds:.2f} s (RTFx {audio_seconds / seconds:.1f})"
+    )
+    return text, timing
+
+
+def build_app(recognizer: Recognizer) -> gr.Blocks:
+    import gradio as gr
+
+    tunable = takes_decoding_options(recognizer)
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
+        gr.Markdown(f"# {TITLE}\nUpload or record speech, then press **Transcribe**.")
+        with gr.Row():
+            with gr.Column():
+                audio = gr.Audio(
+                    sources=["upload", "microphone"],
+                    type="filepath",
+                    label="Speech",
+                    elem_id="audio",
+                )
+                button = gr.Button("Transcribe", variant="primary", elem_id="transcribe")
+                prompt = gr.Textbox(
+                    label="Context prompt",
+                    placeholder="Optional: names or words to expect",
+                    interactive=tunable,
+                    elem_id="prompt",
+                )
+                with gr.Accordion("Generation settings", open=True):
+                    num_beams = gr.Slider(1, 8, value=1, step=1, label="Beams")
+                    max_new_tokens = gr.Slider(
+                        0, 448, value=0, step=1, label="Max new tokens",
+                        info="0: scaled to the audio length", interactive=tunable,
+                    )  # fmt: skip
+                    chunk_length_s = gr.Slider(
+                        5, 30, value=30, step=1, label="Chunk length (s)",
+                        info="Longer audio is split into windows this long", interactive=tunable,
+                    )  # fmt: skip
+                    stride_length_s = gr.Slider(
+                        0, 10, value=5, step=0.5, label="Stride (s)",
+                        info="Overlap between windows", interactive=tunable,
+                    )  # fmt: skip
+            with gr.Column():
+                transcript = gr.Textbox(
+                    label="Transcript", lines=6, buttons=["copy"], elem_id="transcript"
+                )
+                timing = gr.Textbox(label="Timing", elem_id="timing")
+                gr.Markdown(model_info(recognizer), elem_id="model-info")
+        inputs = [audio, num_beams, max_new_tokens, chunk_length_s, stride_length_s, prompt]
+        button.click(
+            functools.partial(transcribe, recognizer),
+            inputs,
+            [transcript, timing],
+            api_name="transcribe",
+        )
+        # A new recording makes the previous result stale.
+        audio.change(
+            lambda: ("", ""), None, [transcript, timing], queue=False, show_progress="hidden"
+        )
+    return app
+
+
+@click.command("demo")
+@click.option(
+    "-m",
+    "--model",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="Model directory, zoo name, Hub id or peer.",
+)
+@click.option("-p", "--port", default=7860, show_default=True, help="Port to serve on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to serve on (0.0.0.0: the local network).",
+)
+@click.option("--share", is_flag=True, help="Also serve a temporary public gradio.live link.")  # fmt: skip
+def demo(model: str, port: int, host: str, share: bool) -> None:
+    """Launch a web page to upload or record speech and read the transcript."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline first
+    from rich.console import Console
+
+    from tiny_audio.recognizer import load_recognizer
+
+    with Console(stderr=True).status(f"loading {model}"):
+        recognizer = load_recognizer(model)
+    app = build_app(recognizer)
+    try:
+        app.queue(default_concurrency_limit=1).launch(
+            server_name=host, server_port=port, share=share, show_error=True
+        )
+    except OSError as error:  # the port is taken or the address is not ours
+        reason = str(error).split(". ")[0]  # Gradio goes on about its own launch() arguments
+        raise UserError(f"cannot serve on {host}:{port} ({reason}); try another --port") from None
