@@ -21,7 +21,10 @@ def _save_tiny_tokenizer(directory: Path) -> int:
     bpe = ByteLevelBPETokenizer()
     corpus = ["Transcribe: hello world, the quick brown fox jumps over the lazy dog."] * 20
     bpe.train_from_iterator(
-        corpus, vocab_size=300, min_frequency=1, special_tokens=["<pad>", "<|im_start|>", "<|im_end|>"]
+        corpus,
+        vocab_size=300,
+        min_frequency=1,
+        special_tokens=["<pad>", "<|im_start|>", "<|im_end|>"],
     )
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<pad>", bos_token="<|im_start|>"
@@ -68,9 +71,13 @@ def tiny_parts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, **small_conv,
     )  # fmt: skip
     HubertModel(HubertConfig(feat_extract_norm="layer", **common)).save_pretrained(paths["hubert"])
-    Wav2Vec2Model(Wav2Vec2Config(feat_extract_norm="layer", do_stable_layer_norm=True, **common)).save_pretrained(paths["wav2vec2"])
+    Wav2Vec2Model(
+        Wav2Vec2Config(feat_extract_norm="layer", do_stable_layer_norm=True, **common)
+    ).save_pretrained(paths["wav2vec2"])
     for name in ("hubert", "wav2vec2"):
-        Wav2Vec2FeatureExtractor(return_attention_mask=True, do_normalize=True).save_pretrained(paths[name])
+        Wav2Vec2FeatureExtractor(return_attention_mask=True, do_normalize=True).save_pretrained(
+            paths[name]
+        )
 
     vocab_size = _save_tiny_tokenizer(paths["llama"])
     llama = LlamaConfig(
@@ -87,4 +94,6 @@ def tone() -> np.ndarray:
     """One second of a 440 Hz tone with a little noise, 16 kHz float32."""
     rng = np.random.default_rng(0)
     t = np.arange(16000) / 16000
-    return (0.3 * np.sin(2 * np.pi * 440 * t) + 0.01 * rng.standard_normal(16000)).astype(np.float32)
+    return (0.3 * np.sin(2 * np.pi * 440 * t) + 0.01 * rng.standard_normal(16000)).astype(
+        np.float32
+    )

@@ -24,8 +24,13 @@ def write(path: Path, data: np.ndarray, rate: int, **kwargs: object) -> Path:
     return path
 
 
-@pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III")])
-def test_formats_decode_to_16k_mono(tmp_path: Path, tone: np.ndarray, fmt: str, subtype: str) -> None:
+@pytest.mark.parametrize(
+    "fmt,subtype",
+    [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III")],
+)
+def test_formats_decode_to_16k_mono(
+    tmp_path: Path, tone: np.ndarray, fmt: str, subtype: str
+) -> None:
     path = write(tmp_path / f"clip.{fmt.lower()}", tone, SAMPLE_RATE, format=fmt, subtype=subtype)
     audio = load_audio(path)
     assert audio.dtype == np.float32 and audio.ndim == 1
@@ -59,8 +64,14 @@ def test_bytes_dict_and_array_inputs(tmp_path: Path, tone: np.ndarray) -> None:
     "make_input,message",
     [
         (lambda d: put(d / "empty.wav", b""), "empty"),
-        (lambda d: write(d / "zero.wav", np.zeros(0, dtype=np.float32), SAMPLE_RATE), "no audio samples"),
-        (lambda d: put(d / "corrupt.wav", b"RIFF\x00\x01\x00\x00WAVEfmt garbage"), "not a readable audio file"),
+        (
+            lambda d: write(d / "zero.wav", np.zeros(0, dtype=np.float32), SAMPLE_RATE),
+            "no audio samples",
+        ),
+        (
+            lambda d: put(d / "corrupt.wav", b"RIFF\x00\x01\x00\x00WAVEfmt garbage"),
+            "not a readable audio file",
+        ),
         (lambda d: put(d / "notes.txt", b"hello, not audio\n" * 50), "not a readable audio file"),
         (lambda d: d / "missing.wav", "no such file"),
         (lambda d: b"", "empty audio bytes"),
@@ -77,11 +88,19 @@ def test_bad_input_raises_one_clear_error(tmp_path: Path, make_input, message: s
     assert "\n" not in str(raised.value)
 
 
-def test_transcribe_cli_reports_bad_file_in_one_line(tmp_path: Path, tiny_parts: dict[str, str], tone: np.ndarray) -> None:
+def test_transcribe_cli_reports_bad_file_in_one_line(
+    tmp_path: Path, tiny_parts: dict[str, str], tone: np.ndarray
+) -> None:
     from tiny_audio.model import ASRConfig, ASRModel
 
     model_dir = tmp_path / "model"
-    ASRModel(ASRConfig(audio_encoder=tiny_parts["whisper"], text_decoder=tiny_parts["llama"], projector_hidden_dim=32)).save_pretrained(model_dir)
+    ASRModel(
+        ASRConfig(
+            audio_encoder=tiny_parts["whisper"],
+            text_decoder=tiny_parts["llama"],
+            projector_hidden_dim=32,
+        )
+    ).save_pretrained(model_dir)
     bad = tmp_path / "notes.txt"
     bad.write_text("not audio at all\n" * 20)
     good = write(tmp_path / "good.wav", tone, SAMPLE_RATE)

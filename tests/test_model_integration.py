@@ -34,16 +34,23 @@ def saved_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tiny_audio.model import ASRConfig, ASRModel
 
     directory = tmp_path_factory.mktemp("asr")
-    ASRModel(ASRConfig(audio_encoder="whisper-tiny.en", text_decoder="smollm2-135m-instruct")).save_pretrained(directory)
+    ASRModel(
+        ASRConfig(audio_encoder="whisper-tiny.en", text_decoder="smollm2-135m-instruct")
+    ).save_pretrained(directory)
     return directory
 
 
 def test_saved_model_is_small_and_self_describing(saved_model: Path) -> None:
     config = json.loads((saved_model / "config.json").read_text())
-    assert config["audio_encoder"] == "whisper-tiny.en" and config["text_decoder"] == "smollm2-135m-instruct"
+    assert (
+        config["audio_encoder"] == "whisper-tiny.en"
+        and config["text_decoder"] == "smollm2-135m-instruct"
+    )
     assert config["auto_map"]["AutoModel"] == "modeling.ASRModel"
     assert (saved_model / "model.safetensors").stat().st_size < 20_000_000  # projector only
-    assert (saved_model / "tokenizer.json").is_file() and (saved_model / "preprocessor_config.json").is_file()
+    assert (saved_model / "tokenizer.json").is_file() and (
+        saved_model / "preprocessor_config.json"
+    ).is_file()
 
 
 def test_transformers_pipeline_in_a_fresh_offline_process(saved_model: Path) -> None:

@@ -21,12 +21,18 @@ def clips(*seconds: float, seed: int = 0) -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def whisper_model(tiny_parts: dict[str, str]) -> ASRModel:
     torch.manual_seed(0)
-    config = ASRConfig(audio_encoder=tiny_parts["whisper"], text_decoder=tiny_parts["llama"], projector_hidden_dim=64)
+    config = ASRConfig(
+        audio_encoder=tiny_parts["whisper"],
+        text_decoder=tiny_parts["llama"],
+        projector_hidden_dim=64,
+    )
     return ASRModel(config).eval()
 
 
 @pytest.mark.parametrize("encoder_name", ["whisper", "hubert", "wav2vec2"])
-def test_encoder_lengths_and_padding_invariance(tiny_parts: dict[str, str], encoder_name: str) -> None:
+def test_encoder_lengths_and_padding_invariance(
+    tiny_parts: dict[str, str], encoder_name: str
+) -> None:
     from transformers import AutoFeatureExtractor, AutoTokenizer
 
     encoder = load_encoder(tiny_parts[encoder_name])
@@ -72,7 +78,9 @@ def test_prompt_splicing_and_label_masking(whisper_model: ASRModel) -> None:
     for row, (count, text) in enumerate(zip(counts, texts)):
         ids, labels = batch["input_ids"][row], batch["labels"][row]
         assert int((ids == model.audio_token_id).sum()) == count
-        answer = model.tokenizer(text, add_special_tokens=False).input_ids + [model.tokenizer.eos_token_id]
+        answer = model.tokenizer(text, add_special_tokens=False).input_ids + [
+            model.tokenizer.eos_token_id
+        ]
         assert labels[labels != IGNORE_INDEX].tolist() == answer
         # every labelled position holds the same token as the input (teacher forcing)
         assert (ids[labels != IGNORE_INDEX] == labels[labels != IGNORE_INDEX]).all()
@@ -98,12 +106,32 @@ def test_training_loss_backpropagates_to_projector_only(whisper_model: ASRModel)
     model.zero_grad()
 
 
+def test_audio_token_dropout_zeroes_whole_tokens_in_training_only(whisper_model: ASRModel) -> None:
+    model = whisper_model
+    features, lengths = model.processor.features(clips(8.0))
+    model.config.audio_token_dropout = 0.3
+    try:
+        model.train()
+        dropped, _ = model.embed_audio(features, lengths)
+        model.eval()
+        kept, _ = model.embed_audio(features, lengths)
+    finally:
+        model.config.audio_token_dropout = 0.0
+    zeroed = (dropped == 0).all(dim=-1)
+    assert ((dropped == 0).any(dim=-1) == zeroed).all()  # whole tokens, never parts
+    assert 0.15 < zeroed.float().mean() < 0.45
+    assert not (kept == 0).all(dim=-1).any()
+
+
 def test_batched_generation_equals_one_at_a_time(whisper_model: ASRModel) -> None:
     model = whisper_model
     waves = clips(0.5, 2.0, 1.1, seed=3)
     features, lengths = model.processor.features(waves)
     batched = model.generate(features, lengths, max_new_tokens=12, repetition_guard=False)
-    single = [model.generate(*model.processor.features([w]), max_new_tokens=12, repetition_guard=False)[0] for w in waves]
+    single = [
+        model.generate(*model.processor.features([w]), max_new_tokens=12, repetition_guard=False)[0]
+        for w in waves
+    ]
     assert batched == single
     assert all(len(tokens) > 0 for tokens in batched)
 
@@ -125,7 +153,9 @@ def test_long_audio_is_windowed(whisper_model: ASRModel) -> None:
     model = whisper_model
     model.config.max_audio_seconds = 2.0  # pretend the encoder takes 2 s at most
     try:
-        segments = model.transcribe_segments(clips(5.0), chunk_length_s=2.0, stride_length_s=0.5, max_new_tokens=4)[0]
+        segments = model.transcribe_segments(
+            clips(5.0), chunk_length_s=2.0, stride_length_s=0.5, max_new_tokens=4
+        )[0]
     finally:
         model.config.max_audio_seconds = 30.0
     assert [round(s.start, 2) for s in segments] == [0.0, 1.5, 3.0]
@@ -142,16 +172,23 @@ def test_save_and_load_restores_only_trained_weights(whisper_model: ASRModel, tm
         assert (tmp_path / code).is_file()
     reloaded = ASRModel.from_pretrained(tmp_path)
     features, lengths = whisper_model.processor.features(clips(1.3))
-    assert reloaded.generate(features, lengths, max_new_tokens=8) == whisper_model.generate(features, lengths, max_new_tokens=8)
+    assert reloaded.generate(features, lengths, max_new_tokens=8) == whisper_model.generate(
+        features, lengths, max_new_tokens=8
+    )
 
 
 def test_lora_adapters_are_trained_and_saved(tiny_parts: dict[str, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
     config = ASRConfig(
-        audio_encoder=tiny_parts["whisper"], text_decoder=tiny_parts["llama"], projector_hidden_dim=32, lora_rank=4
+        audio_encoder=tiny_parts["whisper"],
+        text_decoder=tiny_parts["llama"],
+        projector_hidden_dim=32,
+        lora_rank=4,
     )
     model = ASRModel(config)
     trained = model.trained_parameters()
-    assert any("lora_A" in name for name in trained) and any(n.startswith("projector.") for n in trained)
+    assert any("lora_A" in name for name in trained) and any(
+        n.startswith("projector.") for n in trained
+    )
     with torch.no_grad():
         for name, param in trained.items():
             if "lora_B" in name:
@@ -180,4 +217,6 @@ def test_split_windows_and_merge_overlap() -> None:
     assert all(overlaps for _, _, overlaps in windows[1:])
     assert merge_overlap("the cat sat on the", "on the mat today") == "mat today"
     assert merge_overlap("hello there", "general kenobi") == "general kenobi"
-    assert merge_overlap("a b c the", "x y the z") == "x y the z"  # lone common word mid-way is chance
+    assert (
+        merge_overlap("a b c the", "x y the z") == "x y the z"
+    )  # lone common word mid-way is chance

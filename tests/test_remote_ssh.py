@@ -23,8 +23,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tiny_audio.cli import cli
+from tiny_audio.data.sources import load_source
 from tiny_audio.remote import EXIT_MARKER, STATE_DIR
-from tiny_audio.zoo.samples import sample_clips
 
 REPO = Path(__file__).resolve().parents[1]
 SSHD = Path("/usr/sbin/sshd")
@@ -281,7 +281,7 @@ def test_latest_checkpoint_is_pulled_then_pushed_and_loads_in_a_pipeline(
     assert "| real:librivox (test) | 1 |" in card  # the remote eval's figures
     assert not (folder / "training_state.pt").exists()
 
-    clip = next(c.path for c in sample_clips() if c.text == "go forward ten meters")
+    clip = next(iter(load_source("real:goforward"))).audio
     environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
     script = (
         "import json, sys\n"

@@ -19,7 +19,14 @@ from tiny_audio.train.data import LengthGroupedBatches
 from tiny_audio.train.main import compose
 
 REPO = Path(__file__).resolve().parents[1]
-TEXTS = ["hello world", "the quick brown fox", "jumps over", "the lazy dog", "hello fox", "world dog"]
+TEXTS = [
+    "hello world",
+    "the quick brown fox",
+    "jumps over",
+    "the lazy dog",
+    "hello fox",
+    "world dog",
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +40,15 @@ def tone_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
         t = np.arange(int(seconds * 16000)) / 16000
         wave = 0.2 * np.sin(2 * np.pi * (200 + 50 * i) * t) + 0.01 * rng.standard_normal(len(t))
         sf.write(root / f"{i}.flac", wave, 16000)
-        utterances.append(Utterance(id=str(i), audio=str(root / f"{i}.flac"), text=text, duration=seconds))
+        utterances.append(
+            Utterance(id=str(i), audio=str(root / f"{i}.flac"), text=text, duration=seconds)
+        )
     return write_manifest(root / "train.jsonl", utterances)
 
 
-def tiny_overrides(tiny_parts: dict[str, str], corpus: Path, output_dir: Path, **training: object) -> list[str]:
+def tiny_overrides(
+    tiny_parts: dict[str, str], corpus: Path, output_dir: Path, **training: object
+) -> list[str]:
     overrides = [
         "+experiments=smoke",
         f"model.audio_encoder={tiny_parts['whisper']}",
@@ -51,17 +62,42 @@ def tiny_overrides(tiny_parts: dict[str, str], corpus: Path, output_dir: Path, *
     return overrides + [f"training.{key}={value}" for key, value in training.items()]
 
 
-def run_train(overrides: list[str], tmp_home: Path, nproc: int = 1, **popen: object) -> subprocess.Popen:
+def run_train(
+    overrides: list[str], tmp_home: Path, nproc: int = 1, **popen: object
+) -> subprocess.Popen:
     env = dict(os.environ, TINY_AUDIO_HOME=str(tmp_home), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     if nproc == 1:
         command = [sys.executable, "-m", "tiny_audio.train", *overrides]
     else:
-        command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_port=29533", "-m", "tiny_audio.train", *overrides]
-    return subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)  # type: ignore[call-overload]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={nproc}",
+            "--master_port=29533",
+            "-m",
+            "tiny_audio.train",
+            *overrides,
+        ]
+    return subprocess.Popen(
+        command,
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **popen,
+    )  # type: ignore[call-overload]
 
 
 def test_bad_override_is_one_clear_line() -> None:
-    run = subprocess.run([sys.executable, "-m", "tiny_audio", "train", "training.learnin_rate=1"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "tiny_audio", "train", "training.learnin_rate=1"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert run.returncode == 1
     assert "Traceback" not in run.stderr and "learnin_rate" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
@@ -76,7 +112,10 @@ def test_presets_compose() -> None:
 
 def test_batches_are_a_pure_function_of_step() -> None:
     durations = list(np.linspace(1, 10, 40))
-    first, again = LengthGroupedBatches(durations, 4, seed=1, group_by_length=True), LengthGroupedBatches(durations, 4, seed=1, group_by_length=True)
+    first, again = (
+        LengthGroupedBatches(durations, 4, seed=1, group_by_length=True),
+        LengthGroupedBatches(durations, 4, seed=1, group_by_length=True),
+    )
     assert [first[i] for i in range(25)] == [again[i] for i in reversed(range(25))][::-1]
     epoch = sorted(i for b in range(first.per_epoch) for i in first[b])
     assert epoch == list(range(40))  # each example once per epoch
@@ -84,9 +123,13 @@ def test_batches_are_a_pure_function_of_step() -> None:
     assert not set(ranks[0]) & set(ranks[1])
 
 
-def test_sigkill_then_resume_reaches_the_final_step(tiny_parts: dict[str, str], tone_corpus: Path, tmp_path: Path) -> None:
+def test_sigkill_then_resume_reaches_the_final_step(
+    tiny_parts: dict[str, str], tone_corpus: Path, tmp_path: Path
+) -> None:
     output = tmp_path / "run"
-    overrides = tiny_overrides(tiny_parts, tone_corpus, output, max_steps=40, save_steps=4, eval_steps=1000)
+    overrides = tiny_overrides(
+        tiny_parts, tone_corpus, output, max_steps=40, save_steps=4, eval_steps=1000
+    )
     process = run_train(overrides, tmp_path)
     deadline = time.time() + 300
     while not ckpt.checkpoints(output) and time.time() < deadline and process.poll() is None:
@@ -131,30 +174,48 @@ def test_kill_during_save_leaves_previous_checkpoint(tmp_path: Path) -> None:
     assert not (tmp_path / "checkpoint-4.tmp").exists()
 
 
-def test_two_process_ddp_trains_and_checkpoints(tiny_parts: dict[str, str], tone_corpus: Path, tmp_path: Path) -> None:
+def test_two_process_ddp_trains_and_checkpoints(
+    tiny_parts: dict[str, str], tone_corpus: Path, tmp_path: Path
+) -> None:
     output = tmp_path / "ddp"
-    process = run_train(tiny_overrides(tiny_parts, tone_corpus, output, max_steps=4, save_steps=2, eval_steps=4), tmp_path, nproc=2)
+    process = run_train(
+        tiny_overrides(tiny_parts, tone_corpus, output, max_steps=4, save_steps=2, eval_steps=4),
+        tmp_path,
+        nproc=2,
+    )
     log, _ = process.communicate(timeout=900)
     assert process.returncode == 0, log
     assert [p.name for p in ckpt.checkpoints(output)] == ["checkpoint-2", "checkpoint-4"]
     assert "dev WER" in log
 
 
-def test_stage_two_starts_from_stage_one(tiny_parts: dict[str, str], tone_corpus: Path, tmp_path: Path) -> None:
+def test_stage_two_starts_from_stage_one(
+    tiny_parts: dict[str, str], tone_corpus: Path, tmp_path: Path
+) -> None:
     from safetensors.torch import load_file
 
     stage1 = tmp_path / "stage1"
-    first = run_train(tiny_overrides(tiny_parts, tone_corpus, stage1, max_steps=2, save_steps=2, eval_steps=100), tmp_path)
+    first = run_train(
+        tiny_overrides(tiny_parts, tone_corpus, stage1, max_steps=2, save_steps=2, eval_steps=100),
+        tmp_path,
+    )
     assert first.wait(timeout=600) == 0
     stage2 = tmp_path / "stage2"
     second = run_train(
         tiny_overrides(tiny_parts, tone_corpus, stage2, max_steps=2, save_steps=2, eval_steps=100)
-        + ["model.lora_rank=4", f"model.init_from={stage1 / 'best'}", "training.train_projector=false"],
+        + [
+            "model.lora_rank=4",
+            f"model.init_from={stage1 / 'best'}",
+            "training.train_projector=false",
+        ],
         tmp_path,
     )
     log, _ = second.communicate(timeout=600)
     assert second.returncode == 0, log
-    before, after = load_file(str(stage1 / "best" / "model.safetensors")), load_file(str(stage2 / "best" / "model.safetensors"))
+    before, after = (
+        load_file(str(stage1 / "best" / "model.safetensors")),
+        load_file(str(stage2 / "best" / "model.safetensors")),
+    )
     assert any("lora_A" in name for name in after)
     for name, tensor in before.items():  # the frozen projector came through unchanged
         assert np.array_equal(tensor.numpy(), after[name].numpy())

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from tiny_audio.audio import load_audio
+from tiny_audio.data.sources import load_source
 from tiny_audio.zoo import ct2_path, resolve
-from tiny_audio.zoo.samples import sample_clips
 
 pytestmark = pytest.mark.slow
 WHISPER_MODELS = ["whisper-tiny.en", "whisper-base"]
@@ -22,11 +22,9 @@ Whisper = tuple[str, Any, Any]  # zoo name, WhisperForConditionalGeneration, Whi
 @pytest.fixture(scope="module")
 def clips() -> list[np.ndarray]:
     """The two shortest LibriVox utterances (3 s) and "go forward ten meters": real speech."""
-    librivox = sorted(
-        (load_audio(clip.path) for clip in sample_clips() if "librivox" in clip.path.parts), key=len
-    )
-    goforward = next(clip for clip in sample_clips() if clip.path.stem == "goforward")
-    return [*librivox[:2], load_audio(goforward.path)]
+    librivox = sorted((load_audio(u.audio) for u in load_source("real:librivox")), key=len)
+    goforward = next(iter(load_source("real:goforward")))
+    return [*librivox[:2], load_audio(goforward.audio)]
 
 
 @pytest.fixture(scope="module", params=WHISPER_MODELS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -20,7 +20,7 @@ SAMPLE_RATE = 16_000
 
 # A path, encoded file bytes, a waveform at 16 kHz, a (waveform, rate) pair, or the dict the
 # Hugging Face pipeline and `datasets` use ({"array" or "raw": ..., "sampling_rate": ...}).
-AudioInput = Union[str, os.PathLike, bytes, np.ndarray, tuple, dict]
+AudioInput = str | os.PathLike | bytes | np.ndarray | tuple | dict
 
 
 class AudioError(UserError):

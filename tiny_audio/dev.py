@@ -178,8 +178,8 @@ def check_torch() -> list[Finding]:
 
 
 def check_cache() -> list[Finding]:
+    from tiny_audio.data.sources import data_home
     from tiny_audio.zoo import ZOO, cache_home, is_cached, model_dir
-    from tiny_audio.zoo.samples import samples_dir
 
     home = cache_home()
     existing = next(parent for parent in (home, *home.parents) if parent.exists())
@@ -208,12 +208,17 @@ def check_cache() -> list[Finding]:
             findings.append(
                 Finding(f"model {name}", status, "not pulled (pulled on first use)", fix)
             )
-    samples = samples_dir()
-    if samples.is_dir():
-        findings.append(Finding("sample clips", "ok", str(samples)))
+    real = data_home() / "real"
+    if any(real.glob("*.jsonl")):
+        findings.append(Finding("real speech slices", "ok", str(real)))
     else:
         findings.append(
-            Finding("sample clips", "optional", "unpacked on first use from apt-get download")
+            Finding(
+                "real speech slices",
+                "optional",
+                "built on first use from apt-get download",
+                "ta data real",
+            )
         )
     return findings
 

@@ -13,7 +13,13 @@ SAMPLE_SLICES = ("real:librivox", "real:cards", "real:goforward")
 
 
 @click.command("quickstart")
-@click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True, help="Model directory, zoo name, Hub id or peer.")
+@click.option(
+    "-m",
+    "--model",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="Model directory, zoo name, Hub id or peer.",
+)
 def quickstart(model: str) -> None:
     """Transcribe the real sample clips (LibriVox, cards, go-forward) and score each one."""
     from rich.console import Console
@@ -39,7 +45,11 @@ def quickstart(model: str) -> None:
     for (utterance, _), hypothesis in zip(clips, hypotheses):
         pair = (normalize(utterance.text), normalize(hypothesis))
         pairs.append(pair)
-        table.add_row(utterance.id, f"{utterance.text}\n[bold]{hypothesis}[/bold]", f"{100 * word_errors(*pair).rate:.0f}%")
+        table.add_row(
+            utterance.id,
+            f"{utterance.text}\n[bold]{hypothesis}[/bold]",
+            f"{100 * word_errors(*pair).rate:.0f}%",
+        )
     console.print(table)
     audio_seconds = sum(len(wave) for _, wave in clips) / 16000
     console.print(

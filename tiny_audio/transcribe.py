@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from tiny_audio.audio import AudioError, duration_seconds, load_audio
 
 DEFAULT_MODEL = "default"
@@ -55,10 +56,20 @@ def transcribe_files(
                 segments = [[vars(s) for s in clip] for clip in per_clip]
             else:
                 texts = recognizer.transcribe(waves, **options)
-                segments = [[{"start": 0.0, "end": duration_seconds(w), "text": t}] for w, t in zip(waves, texts)]
+                segments = [
+                    [{"start": 0.0, "end": duration_seconds(w), "text": t}]
+                    for w, t in zip(waves, texts)
+                ]
             for name, wave, clip_segments in zip(names, waves, segments):
                 text = " ".join(s["text"] for s in clip_segments if s["text"])
-                results.append({"file": name, "text": text, "duration": duration_seconds(wave), "segments": clip_segments})
+                results.append(
+                    {
+                        "file": name,
+                        "text": text,
+                        "duration": duration_seconds(wave),
+                        "segments": clip_segments,
+                    }
+                )
                 progress.advance(task)
     return results, failures
 
@@ -78,14 +89,33 @@ FORMATTERS = {
 
 @click.command("transcribe")
 @click.argument("files", nargs=-1, required=True)
-@click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True, help="Model directory, zoo name, Hub id or peer.")
+@click.option(
+    "-m",
+    "--model",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="Model directory, zoo name, Hub id or peer.",
+)
 @click.option("--num-beams", default=1, show_default=True)
-@click.option("--max-new-tokens", type=int, default=None, help="Default: scaled to the audio length.")
-@click.option("--chunk-length-s", type=float, default=None, help="Window long audio (default: the encoder's 30 s).")
+@click.option(
+    "--max-new-tokens", type=int, default=None, help="Default: scaled to the audio length."
+)
+@click.option(
+    "--chunk-length-s",
+    type=float,
+    default=None,
+    help="Window long audio (default: the encoder's 30 s).",
+)
 @click.option("--stride-length-s", type=float, default=None, help="Overlap between windows.")
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--prompt", default=None, help="Context for the decoder, e.g. names to expect.")
-@click.option("--format", "output_format", type=click.Choice(sorted(FORMATTERS)), default="text", show_default=True)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(sorted(FORMATTERS)),
+    default="text",
+    show_default=True,
+)
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write FILE.<format> per input instead of printing.")  # fmt: skip
 def transcribe_command(
@@ -117,7 +147,9 @@ def transcribe_command(
     for result in results:
         if output_dir is not None:
             output_dir.mkdir(parents=True, exist_ok=True)
-            (output_dir / f"{Path(result['file']).name}.{output_format}").write_text(formatter(result))
+            (output_dir / f"{Path(result['file']).name}.{output_format}").write_text(
+                formatter(result)
+            )
         elif output_format == "text" and len(files) > 1:
             click.echo(f"{result['file']}: {result['text']}")
         else:

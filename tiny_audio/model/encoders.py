@@ -51,7 +51,9 @@ class WhisperAudioEncoder(AudioEncoder):
         features = features.to(encoder.conv1.weight.dtype)
         hidden = F.gelu(encoder.conv1(features))
         # Zero conv1's output past each clip's end so conv2 sees what a lone clip would.
-        hidden = hidden * length_mask(feature_lengths, hidden.shape[-1])[:, None, :].to(hidden.dtype)
+        hidden = hidden * length_mask(feature_lengths, hidden.shape[-1])[:, None, :].to(
+            hidden.dtype
+        )
         hidden = F.gelu(encoder.conv2(hidden)).transpose(1, 2)
         if hidden.shape[1] > self.max_frames:
             raise ValueError(f"audio longer than the encoder's {self.max_frames} frames; chunk it")
@@ -114,7 +116,9 @@ ENCODERS: dict[str, type[AudioEncoder]] = {
 def load_encoder(path: str) -> AudioEncoder:
     model_type = AutoConfig.from_pretrained(path).model_type
     if model_type not in ENCODERS:
-        raise ValueError(f"{path}: unsupported encoder type {model_type!r}; known: {sorted(ENCODERS)}")
+        raise ValueError(
+            f"{path}: unsupported encoder type {model_type!r}; known: {sorted(ENCODERS)}"
+        )
     encoder = ENCODERS[model_type](path)
     encoder.requires_grad_(False)
     return encoder.eval()

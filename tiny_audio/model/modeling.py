@@ -80,7 +80,10 @@ class RepetitionGuard(StoppingCriteria):
     @staticmethod
     def repeats(tokens: list[int], period: int) -> int:
         unit, count = tokens[-period:], 1
-        while len(tokens) >= (count + 1) * period and tokens[-(count + 1) * period : -count * period] == unit:
+        while (
+            len(tokens) >= (count + 1) * period
+            and tokens[-(count + 1) * period : -count * period] == unit
+        ):
             count += 1
         return count
 
@@ -91,7 +94,9 @@ class RepetitionGuard(StoppingCriteria):
                 return period
         return None
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+    def __call__(
+        self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any
+    ) -> torch.Tensor:
         return torch.tensor(
             [self.looping_period(row.tolist()) is not None for row in input_ids],
             device=input_ids.device,
@@ -112,7 +117,10 @@ class ASRModel(PreTrainedModel):
 
     def __init__(self, config: ASRConfig, processor: ASRProcessor | None = None) -> None:
         super().__init__(config)
-        encoder_path, decoder_path = resolve_part(config.audio_encoder), resolve_part(config.text_decoder)
+        encoder_path, decoder_path = (
+            resolve_part(config.audio_encoder),
+            resolve_part(config.text_decoder),
+        )
         self.encoder = load_encoder(encoder_path)
         self.decoder = AutoModelForCausalLM.from_pretrained(decoder_path, dtype=torch.float32)
         self.decoder.requires_grad_(False)
@@ -133,7 +141,9 @@ class ASRModel(PreTrainedModel):
             config.embedding_scale = float(embeddings.pow(2).mean(dim=-1).sqrt().mean())
         self.projector = build_projector(config)
         if config.lora_rank > 0:
-            self.decoder = self._with_lora(self.decoder, config.lora_rank, config.lora_target_modules)
+            self.decoder = self._with_lora(
+                self.decoder, config.lora_rank, config.lora_target_modules
+            )
         if config.encoder_lora_rank > 0:
             self.encoder.encoder = self._with_lora(
                 self.encoder.encoder, config.encoder_lora_rank, config.encoder_lora_target_modules
@@ -179,10 +189,17 @@ class ASRModel(PreTrainedModel):
         """Token ids before and after the audio in the chat-formatted user turn."""
         if prompt not in self._prompt_cache:
             context = f"{prompt}\n" if prompt else ""
-            messages = [{"role": "user", "content": context + self.config.user_prompt + self.config.audio_token}]
+            messages = [
+                {
+                    "role": "user",
+                    "content": context + self.config.user_prompt + self.config.audio_token,
+                }
+            ]
             if self.config.system_prompt:
                 messages.insert(0, {"role": "system", "content": self.config.system_prompt})
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            text = self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
             before, after = text.split(self.config.audio_token)
             self._prompt_cache[prompt] = (
                 self.tokenizer(before, add_special_tokens=False).input_ids,
@@ -226,7 +243,9 @@ class ASRModel(PreTrainedModel):
 
     # ---- audio embeddings spliced into the prompt ---------------------------------------------
 
-    def encode(self, input_features: torch.Tensor, feature_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(
+        self, input_features: torch.Tensor, feature_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.set_grad_enabled(self.training and self.config.encoder_lora_rank > 0):
             return self.encoder(input_features.to(self.device), feature_lengths.to(self.device))
 
@@ -245,7 +264,10 @@ class ASRModel(PreTrainedModel):
         embeds, mask = self.projector(encoder_hidden.to(self.device), encoder_mask.to(self.device))
         if self.training and self.config.audio_token_dropout > 0:
             # Whole audio tokens vanish, so the decoder learns to lean on context.
-            keep = torch.rand(embeds.shape[:2], device=embeds.device) >= self.config.audio_token_dropout
+            keep = (
+                torch.rand(embeds.shape[:2], device=embeds.device)
+                >= self.config.audio_token_dropout
+            )
             embeds = embeds * keep[..., None].to(embeds.dtype)
         return embeds, mask
 
@@ -275,7 +297,9 @@ class ASRModel(PreTrainedModel):
         encoder_mask: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> dict[str, torch.Tensor]:
-        audio_embeds, audio_mask = self.embed_audio(input_features, feature_lengths, encoder_hidden, encoder_mask)
+        audio_embeds, audio_mask = self.embed_audio(
+            input_features, feature_lengths, encoder_hidden, encoder_mask
+        )
         input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
         inputs_embeds = self.splice(input_ids, audio_embeds, audio_mask)
         if labels is None:
@@ -317,7 +341,10 @@ class ASRModel(PreTrainedModel):
         """New token ids for each clip (without the prompt, EOS or padding)."""
         audio_embeds, audio_mask = self.embed_audio(input_features, feature_lengths)
         text = self.build_text_inputs(audio_mask.sum(dim=1).tolist(), prompts=prompts)
-        input_ids, attention_mask = text["input_ids"].to(self.device), text["attention_mask"].to(self.device)
+        input_ids, attention_mask = (
+            text["input_ids"].to(self.device),
+            text["attention_mask"].to(self.device),
+        )
         if max_new_tokens is None:  # room for fast speech: ~6 tokens per second of audio
             seconds = float(feature_lengths.max()) / self.feature_rate
             max_new_tokens = min(448, math.ceil(6 * seconds) + 16)
@@ -423,7 +450,10 @@ class ASRModel(PreTrainedModel):
             "automatic-speech-recognition": {"impl": "pipeline.ASRPipeline", "pt": ["AutoModel"]}
         }
         self.config.save_pretrained(directory)
-        weights = {name: param.detach().cpu().contiguous() for name, param in self.trained_parameters().items()}
+        weights = {
+            name: param.detach().cpu().contiguous()
+            for name, param in self.trained_parameters().items()
+        }
         save_file(weights, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
         self.processor.save_pretrained(directory)
         self.processor.feature_extractor.save_pretrained(directory)
@@ -431,7 +461,11 @@ class ASRModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(  # type: ignore[override]
-        cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, config: ASRConfig | None = None, **kwargs: Any
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *args: Any,
+        config: ASRConfig | None = None,
+        **kwargs: Any,
     ) -> ASRModel:
         directory = Path(resolve_part(str(pretrained_model_name_or_path)))
         if not directory.is_dir():  # a Hub id, when loaded without tiny-audio's zoo

@@ -29,17 +29,23 @@ class ASRPipeline(Pipeline):
         **generate_options: Any,
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         forward = dict(generate_kwargs or {}, **generate_options)
-        forward.update(chunk_length_s=chunk_length_s, stride_length_s=stride_length_s, prompt=prompt)
+        forward.update(
+            chunk_length_s=chunk_length_s, stride_length_s=stride_length_s, prompt=prompt
+        )
         return {}, forward, {"return_timestamps": return_timestamps}
 
     def preprocess(self, inputs: Any) -> dict[str, Any]:  # type: ignore[override]
         return {"waveform": load_audio(inputs)}
 
     def _forward(self, model_inputs: dict[str, Any], **options: Any) -> dict[str, Any]:  # type: ignore[override]
-        segments = self.model.transcribe_segments([model_inputs["waveform"]], batch_size=1, **options)[0]
+        segments = self.model.transcribe_segments(
+            [model_inputs["waveform"]], batch_size=1, **options
+        )[0]
         return {"segments": segments}
 
-    def postprocess(self, model_outputs: dict[str, Any], return_timestamps: bool = False) -> dict[str, Any]:  # type: ignore[override]
+    def postprocess(
+        self, model_outputs: dict[str, Any], return_timestamps: bool = False
+    ) -> dict[str, Any]:  # type: ignore[override]
         segments = model_outputs["segments"]
         result: dict[str, Any] = {"text": " ".join(s.text for s in segments if s.text)}
         if return_timestamps:

@@ -25,7 +25,11 @@ def rng_state() -> dict[str, Any]:
     numpy_state = np.random.get_state()
     return {
         "python": random.getstate(),
-        "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
+        "numpy": [
+            numpy_state[0],
+            torch.from_numpy(numpy_state[1].astype(np.int64)),
+            *numpy_state[2:],
+        ],
         "torch": torch.get_rng_state(),
     }
 
@@ -38,7 +42,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(
-    output_dir: Path, step: int, save_model: Any, training_state: dict[str, Any], metrics: dict[str, float]
+    output_dir: Path,
+    step: int,
+    save_model: Any,
+    training_state: dict[str, Any],
+    metrics: dict[str, float],
 ) -> Path:
     final = output_dir / f"checkpoint-{step}"
     staging = output_dir / f"checkpoint-{step}.tmp"

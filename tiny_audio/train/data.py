@@ -38,7 +38,11 @@ def load_examples(
 
 
 def cache_key(utterance: Utterance) -> str:
-    return utterance.audio if isinstance(utterance.audio, str) else f"{utterance.source}/{utterance.id}"
+    return (
+        utterance.audio
+        if isinstance(utterance.audio, str)
+        else f"{utterance.source}/{utterance.id}"
+    )
 
 
 class LengthGroupedBatches:
@@ -48,7 +52,13 @@ class LengthGroupedBatches:
     shuffles the batches again. With several processes, each takes its slice of a global batch."""
 
     def __init__(
-        self, durations: list[float], batch_size: int, seed: int, group_by_length: bool, rank: int = 0, world: int = 1
+        self,
+        durations: list[float],
+        batch_size: int,
+        seed: int,
+        group_by_length: bool,
+        rank: int = 0,
+        world: int = 1,
     ) -> None:
         self.durations, self.batch_size, self.seed = durations, batch_size, seed
         self.group_by_length, self.rank, self.world = group_by_length, rank, world
@@ -68,7 +78,10 @@ class LengthGroupedBatches:
                     for start in range(0, len(order), window)
                     for i in sorted(order[start : start + window], key=self.durations.__getitem__)
                 ]
-            batches = [order[i : i + self.global_batch] for i in range(0, self.per_epoch * self.global_batch, self.global_batch)]
+            batches = [
+                order[i : i + self.global_batch]
+                for i in range(0, self.per_epoch * self.global_batch, self.global_batch)
+            ]
             rng.shuffle(batches)
             self._epoch = (epoch, batches)
         return self._epoch[1]
@@ -88,7 +101,9 @@ class EncoderCache:
         self.directory, self.dim = directory, dim
         directory.mkdir(parents=True, exist_ok=True)
         self.data_path, self.index_path = directory / "frames.f16", directory / "index.json"
-        self.index: dict[str, list[int]] = json.loads(self.index_path.read_text()) if self.index_path.exists() else {}
+        self.index: dict[str, list[int]] = (
+            json.loads(self.index_path.read_text()) if self.index_path.exists() else {}
+        )
         used = sum(frames for _, frames in self.index.values()) * dim * 2
         if self.data_path.exists() and self.data_path.stat().st_size > used:
             os.truncate(self.data_path, used)  # rows written after the last index save
@@ -97,12 +112,19 @@ class EncoderCache:
     def missing(self, utterances: list[Utterance]) -> list[Utterance]:
         return [u for u in utterances if cache_key(u) not in self.index]
 
-    def build(self, utterances: list[Utterance], encode: Callable[[list[np.ndarray]], list[np.ndarray]], batch_size: int = 16) -> list[str]:
+    def build(
+        self,
+        utterances: list[Utterance],
+        encode: Callable[[list[np.ndarray]], list[np.ndarray]],
+        batch_size: int = 16,
+    ) -> list[str]:
         """Encode what is missing; returns the keys of clips that could not be read."""
         todo, unreadable = self.missing(utterances), []
         offset = sum(frames for _, frames in self.index.values())
         with self.data_path.open("ab") as data:
-            for start in tqdm(range(0, len(todo), batch_size), desc="encoding (cached once)", disable=not todo):
+            for start in tqdm(
+                range(0, len(todo), batch_size), desc="encoding (cached once)", disable=not todo
+            ):
                 keys, waves = [], []
                 for utterance in todo[start : start + batch_size]:
                     try:
@@ -130,7 +152,9 @@ class EncoderCache:
 
     def __getitem__(self, key: str) -> np.ndarray:
         if self._frames is None:
-            self._frames = np.memmap(self.data_path, dtype=np.float16, mode="r").reshape(-1, self.dim)
+            self._frames = np.memmap(self.data_path, dtype=np.float16, mode="r").reshape(
+                -1, self.dim
+            )
         offset, frames = self.index[key]
         return np.asarray(self._frames[offset : offset + frames], dtype=np.float32)
 

@@ -1,7 +1,7 @@
 """`ta train` / `python -m tiny_audio.train`: compose the Hydra config, then train its model family.
 
-    ta train +experiments=mlp training.learning_rate=1e-4
-    ta train +experiments=mlp training.resume_from_checkpoint=latest
+ta train +experiments=mlp training.learning_rate=1e-4
+ta train +experiments=mlp training.resume_from_checkpoint=latest
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ def compose(overrides: list[str]) -> DictConfig:
     from omegaconf.errors import OmegaConfBaseException
 
     if not CONFIG_DIR.is_dir():
-        raise UserError(f"config folder {CONFIG_DIR} not found (train from a clone of the repository)")
+        raise UserError(
+            f"config folder {CONFIG_DIR} not found (train from a clone of the repository)"
+        )
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = hydra_compose("config", overrides=overrides)

@@ -37,7 +37,11 @@ MODEL_KEYS_NOT_IN_CONFIG = ("family", "init_from")
 def build_model(model_cfg: DictConfig) -> Any:
     from tiny_audio.model import ASRConfig, ASRModel
 
-    fields = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items() if k not in MODEL_KEYS_NOT_IN_CONFIG}  # type: ignore[union-attr]
+    fields = {
+        k: v
+        for k, v in OmegaConf.to_container(model_cfg, resolve=True).items()
+        if k not in MODEL_KEYS_NOT_IN_CONFIG
+    }  # type: ignore[union-attr]
     model = ASRModel(ASRConfig(**fields))
     if model_cfg.get("init_from"):
         load_trained_weights(model, Path(model_cfg.init_from))
@@ -69,8 +73,20 @@ def set_trainable(model: Any, train_projector: bool, train_lora: bool) -> None:
 
 def param_groups(model: Any, cfg: DictConfig) -> list[dict[str, Any]]:
     groups = [
-        {"params": [p for n, p in model.trained_parameters().items() if p.requires_grad and "lora_" not in n], "lr": cfg.learning_rate},
-        {"params": [p for n, p in model.trained_parameters().items() if p.requires_grad and "lora_" in n], "lr": cfg.lora_learning_rate},
+        {
+            "params": [
+                p
+                for n, p in model.trained_parameters().items()
+                if p.requires_grad and "lora_" not in n
+            ],
+            "lr": cfg.learning_rate,
+        },
+        {
+            "params": [
+                p for n, p in model.trained_parameters().items() if p.requires_grad and "lora_" in n
+            ],
+            "lr": cfg.lora_learning_rate,
+        },
     ]
     return [g for g in groups if g["params"]]
 
@@ -93,7 +109,9 @@ def lr_lambda(warmup: int, total: int, schedule: str):  # type: ignore[no-untype
     return factor
 
 
-def dev_wer(model: Any, dev: list[tuple[Any, Any]], samples: int) -> tuple[float, list[tuple[str, str]]]:
+def dev_wer(
+    model: Any, dev: list[tuple[Any, Any]], samples: int
+) -> tuple[float, list[tuple[str, str]]]:
     from tiny_audio.evaluate.metrics import corpus_counts
     from tiny_audio.normalize import english_normalizer
 
@@ -111,22 +129,31 @@ def train(cfg: DictConfig) -> Path:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
+    from tiny_audio.data.augment import add_silence
     from tiny_audio.data.manifest import decoded
 
     t = cfg.training
     if t.num_threads:
         torch.set_num_threads(int(t.num_threads))
-    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported() if t.bf16 == "auto" else bool(t.bf16)
+    bf16 = (
+        torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        if t.bf16 == "auto"
+        else bool(t.bf16)
+    )
     output_dir = Path(t.output_dir)
     trackers = [t.report_to] + (["wandb"] if os.environ.get("WANDB_API_KEY") else [])
-    accelerator = Accelerator(mixed_precision="bf16" if bf16 else "no", log_with=trackers, project_dir=str(output_dir))
+    accelerator = Accelerator(
+        mixed_precision="bf16" if bf16 else "no", log_with=trackers, project_dir=str(output_dir)
+    )
     set_seed(cfg.seed)
     main = accelerator.is_main_process
 
     model = build_model(cfg.model)
     set_trainable(model, t.train_projector, t.train_lora and cfg.model.lora_rank > 0)
     if t.gradient_checkpointing:
-        model.decoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.decoder.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
 
     d = cfg.data
     train_set = load_examples(list(d.train), "train", d.min_duration_s, d.max_duration_s)
@@ -135,12 +162,17 @@ def train(cfg: DictConfig) -> Path:
     dev_spec = OmegaConf.to_container(d.dev, resolve=True)
     dev = list(decoded(load_examples([dev_spec], "dev", d.min_duration_s, d.max_duration_s)))  # type: ignore[list-item]
 
-    augment = {name: p for name, p in d.augment.items() if p > 0}
+    train_set = add_silence(
+        train_set, d.augment.silence, cfg.seed
+    )  # empty transcripts: say nothing
+    augment = {name: p for name, p in d.augment.items() if p > 0 and name != "silence"}
     cache = None
     if t.cache_encoder_outputs and not augment and cfg.model.encoder_lora_rank == 0:
         from tiny_audio.zoo import cache_home
 
-        cache = EncoderCache(encoder_cache_dir(cache_home(), cfg.model.audio_encoder), model.encoder.hidden_size)
+        cache = EncoderCache(
+            encoder_cache_dir(cache_home(), cfg.model.audio_encoder), model.encoder.hidden_size
+        )
         with accelerator.main_process_first():
             if main:
                 model.to(accelerator.device)
@@ -151,12 +183,19 @@ def train(cfg: DictConfig) -> Path:
     model.config.audio_token_dropout = d.audio_token_dropout
 
     optimizer = torch.optim.AdamW(param_groups(model, t), weight_decay=t.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(t.warmup_steps, t.max_steps, t.lr_scheduler))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(t.warmup_steps, t.max_steps, t.lr_scheduler)
+    )
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     unwrapped = accelerator.unwrap_model(model)
     durations = [u.duration or 1.0 for u in train_set]
     batches = LengthGroupedBatches(
-        durations, t.per_device_train_batch_size, cfg.seed, t.group_by_length, accelerator.process_index, accelerator.num_processes
+        durations,
+        t.per_device_train_batch_size,
+        cfg.seed,
+        t.group_by_length,
+        accelerator.process_index,
+        accelerator.num_processes,
     )
 
     start_step, best_wer = 0, math.inf
@@ -169,7 +208,9 @@ def train(cfg: DictConfig) -> Path:
     if resume:
         resume = Path(resume)
         if not (resume / ckpt.STATE_NAME).is_file():
-            raise UserError(f"training.resume_from_checkpoint: {resume} is not a complete checkpoint")
+            raise UserError(
+                f"training.resume_from_checkpoint: {resume} is not a complete checkpoint"
+            )
         load_trained_weights(unwrapped, resume)
         state = ckpt.load_training_state(resume)
         optimizer.load_state_dict(state["optimizer"])
@@ -183,14 +224,28 @@ def train(cfg: DictConfig) -> Path:
         accelerator.init_trackers(cfg.experiment, config=flat_config(cfg))
         logger.info(
             "training %s: %d examples, %s trainable parameters, %s",
-            cfg.experiment, len(train_set), f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,}",
+            cfg.experiment,
+            len(train_set),
+            f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,}",
             "cached encoder outputs" if cache else "live encoder",
         )
 
     accumulation = t.gradient_accumulation_steps
     model.train()
-    progress = tqdm(range(start_step, t.max_steps), initial=start_step, total=t.max_steps, disable=not main, desc=cfg.experiment)
-    window = {"loss": 0.0, "audio_seconds": 0.0, "tokens": 0, "steps": 0, "started": time.perf_counter()}
+    progress = tqdm(
+        range(start_step, t.max_steps),
+        initial=start_step,
+        total=t.max_steps,
+        disable=not main,
+        desc=cfg.experiment,
+    )
+    window = {
+        "loss": 0.0,
+        "audio_seconds": 0.0,
+        "tokens": 0,
+        "steps": 0,
+        "started": time.perf_counter(),
+    }
     for step in progress:
         for micro in range(accumulation):
             batch = collator([train_set[i] for i in batches[step * accumulation + micro]])
@@ -221,8 +276,19 @@ def train(cfg: DictConfig) -> Path:
             if "aux_loss" in output:
                 logs["aux_loss"] = float(output["aux_loss"])
             accelerator.log(logs, step=done)
-            progress.set_postfix(loss=f"{logs['loss']:.3f}", grad=f"{grad_norm:.2f}", lr=f"{logs['lr']:.1e}", audio_x=f"{logs['audio_seconds_per_second']:.1f}")
-            window = {"loss": 0.0, "audio_seconds": 0.0, "tokens": 0, "steps": 0, "started": time.perf_counter()}
+            progress.set_postfix(
+                loss=f"{logs['loss']:.3f}",
+                grad=f"{grad_norm:.2f}",
+                lr=f"{logs['lr']:.1e}",
+                audio_x=f"{logs['audio_seconds_per_second']:.1f}",
+            )
+            window = {
+                "loss": 0.0,
+                "audio_seconds": 0.0,
+                "tokens": 0,
+                "steps": 0,
+                "started": time.perf_counter(),
+            }
 
         evaluate_now = dev and (done % t.eval_steps == 0 or done == t.max_steps)
         save_now = done % t.save_steps == 0 or done == t.max_steps
@@ -241,8 +307,14 @@ def train(cfg: DictConfig) -> Path:
                 best_link = output_dir / "best"
                 improved = wer < best_wer or not dev or not best_link.exists()
                 best_wer = min(best_wer, wer)
-                state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "best_wer": best_wer}
-                saved = ckpt.save_checkpoint(output_dir, done, unwrapped.save_pretrained, state, metrics)
+                state = {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "best_wer": best_wer,
+                }
+                saved = ckpt.save_checkpoint(
+                    output_dir, done, unwrapped.save_pretrained, state, metrics
+                )
                 if improved:
                     ckpt.point_link(best_link, saved)
                 ckpt.prune(output_dir, t.save_total_limit, best_link.resolve())
@@ -276,7 +348,9 @@ def flat_config(cfg: DictConfig) -> dict[str, Any]:
             for key, value in node.items():
                 walk(f"{prefix}{key}.", value)
         else:
-            flat[prefix.rstrip(".")] = node if isinstance(node, (int, float, str, bool)) else str(node)
+            flat[prefix.rstrip(".")] = (
+                node if isinstance(node, (int, float, str, bool)) else str(node)
+            )
 
     walk("", OmegaConf.to_container(cfg, resolve=True))
     return flat

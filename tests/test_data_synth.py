@@ -1,0 +1,167 @@
+"""`ta data synth` with the fast flite voices: splits, held-out voice, determinism, resuming."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from tiny_audio.cli import cli
+from tiny_audio.data.manifest import read_manifest
+from tiny_audio.data.synth import SynthConfig, build_corpus, plan
+from tiny_audio.data.texts import Sentence, clean_sentence, number_words, sentence_pool
+from tiny_audio.data.voices import DEFAULT_VOICES, VOICES, speak
+from tiny_audio.errors import UserError
+
+FLITE = ("flite-kal16", "flite-slt", "flite-rms")
+SHARES = {"train": 0.5, "dev": 0.1, "test": 0.4}
+
+
+def small(hours: float) -> SynthConfig:
+    return SynthConfig(
+        hours=hours, voices=FLITE, held_out=("flite-rms",), seed=3, split_shares=SHARES
+    )
+
+
+def lines(folder: Path, split: str) -> list[dict]:
+    return [json.loads(line) for line in (folder / f"{split}.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "corpus"
+    build_corpus(out, small(0.006), workers=2)
+    return out
+
+
+def test_corpus_is_16k_flac_with_matching_manifest(corpus: Path) -> None:
+    for split in SHARES:
+        utterances = read_manifest(corpus / f"{split}.jsonl")
+        assert utterances, split
+        for utterance in utterances:
+            info = sf.info(utterance.audio)
+            assert (info.samplerate, info.channels, info.format) == (16000, 1, "FLAC")
+            assert abs(info.duration - utterance.duration) < 0.01
+            assert utterance.source == "synth" and utterance.speaker in FLITE and utterance.text
+    summary = json.loads((corpus / "synth.json").read_text())
+    seconds = sum(u.duration or 0 for u in read_manifest(corpus / "train.jsonl"))
+    assert seconds >= SHARES["train"] * 0.006 * 3600
+    assert summary["splits"]["train"]["utterances"] == len(lines(corpus, "train"))
+
+
+def test_test_split_has_unseen_sentences_and_a_held_out_voice(corpus: Path) -> None:
+    seen = {
+        Sentence(e["text"], e["text"]).key
+        for split in ("train", "dev")
+        for e in lines(corpus, split)
+    }
+    test = lines(corpus, "test")
+    assert not seen & {Sentence(e["text"], "").key for e in test}
+    assert "flite-rms" in {e["speaker"] for e in test}
+    assert "flite-rms" not in {
+        e["speaker"] for split in ("train", "dev") for e in lines(corpus, split)
+    }
+
+
+def test_plans_are_disjoint_and_keep_the_held_out_voice_out_of_training() -> None:
+    config = small(1.0)
+    jobs = {split: list(itertools.islice(plan(config, split), 3000)) for split in SHARES}
+    keys = {
+        split: {Sentence(job.written, job.spoken).key for job in split_jobs}
+        for split, split_jobs in jobs.items()
+    }
+    assert (
+        not keys["train"] & keys["test"]
+        and not keys["dev"] & keys["test"]
+        and not keys["train"] & keys["dev"]
+    )
+    assert {job.voice for job in jobs["train"] + jobs["dev"]} == {"flite-kal16", "flite-slt"}
+    assert {job.voice for job in jobs["test"][:3]} == set(FLITE)  # every voice in each round
+    assert [job.id for job in jobs["test"][:50]] == [
+        job.id for job in itertools.islice(plan(config, "test"), 50)
+    ]
+
+
+def test_rerun_continues_a_partial_build_and_matches_a_fresh_one(
+    corpus: Path, tmp_path: Path
+) -> None:
+    partial = tmp_path / "partial"
+    shutil.copytree(corpus, partial)
+    train = (partial / "train.jsonl").read_text().splitlines(keepends=True)
+    (partial / "train.jsonl").write_text("".join(train[:2]))  # as if killed after two utterances
+    (partial / "test.jsonl").unlink()
+    build_corpus(partial, small(0.006), workers=2)
+    for split in SHARES:
+        assert [(e["id"], e["text"], e["speaker"]) for e in lines(partial, split)] == [
+            (e["id"], e["text"], e["speaker"]) for e in lines(corpus, split)
+        ]
+
+    build_corpus(partial, small(0.009), workers=2)  # more hours: same prefix, then more
+    grown = lines(partial, "train")
+    assert [e["id"] for e in grown[: len(train)]] == [e["id"] for e in lines(corpus, "train")]
+    assert len(grown) > len(train) and len({e["id"] for e in grown}) == len(grown)
+    assert sorted(p.stem for p in (partial / "audio" / "train").iterdir()) == sorted(
+        e["id"] for e in grown
+    )
+
+
+def test_other_settings_on_an_existing_corpus_are_refused(corpus: Path) -> None:
+    with pytest.raises(UserError, match="other settings"):
+        build_corpus(
+            corpus,
+            SynthConfig(
+                hours=0.006, voices=FLITE, held_out=("flite-rms",), seed=4, split_shares=SHARES
+            ),
+        )
+
+
+def test_bad_voice_options_are_clear_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["data", "synth", "--out", str(tmp_path / "x"), "--voices", "flite-kal16,robot"]
+    )
+    assert result.exit_code == 1 and "unknown voice robot" in result.output
+    result = runner.invoke(
+        cli,
+        [
+            "data",
+            "synth",
+            "--out",
+            str(tmp_path / "x"),
+            "--voices",
+            "flite-kal16",
+            "--held-out",
+            "flite-kal16",
+        ],
+    )
+    assert result.exit_code == 1 and "at least one voice" in result.output
+
+
+def test_sentences_are_clean_and_unique() -> None:
+    pool = sentence_pool(0)
+    assert len(pool) > 15000
+    assert len({s.key for s in pool}) == len(pool)
+    assert clean_sentence("“Don’t panic!”  he said to them") == "Don't panic! he said to them."
+    assert clean_sentence("see http://x.org for the rest") is None
+    assert (
+        clean_sentence("NASA rocks are very hard") is None and clean_sentence("Too short.") is None
+    )
+    assert number_words(4821) == "four thousand eight hundred twenty-one"
+    money = next(s for s in pool if "$" in s.written)
+    assert "$" not in money.spoken and "dollar" in money.spoken
+
+
+def test_every_default_voice_speaks(tmp_path: Path) -> None:
+    for name in DEFAULT_VOICES:
+        wav = tmp_path / f"{name}.wav"
+        speak(VOICES[name], "Turn on the kitchen lights.", wav, stretch=1.1)
+        info = sf.info(wav)
+        assert 0.8 < info.duration < 4.0, name
+    quoted = tmp_path / "quoted.wav"  # festival reads a Scheme string: quotes must be escaped
+    speak(VOICES["festival-kal"], 'He said "yes" and left\\.', quoted)
+    assert sf.info(quoted).duration > 0.5

@@ -1,0 +1,288 @@
+"""Training augmentation. Waveform functions take and return mono float32 numpy arrays at
+`rate` (16 kHz); all but `change_speed` keep the length. Feature and embedding functions work on
+torch tensors. `Augmenter` draws each augmentation with its probability from `AugmentConfig`.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import soxr
+
+from tiny_audio.audio import SAMPLE_RATE
+from tiny_audio.data.manifest import Utterance
+from tiny_audio.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass
+class AugmentConfig:
+    """Probabilities (the names of the `augment` block in configs/data/*.yaml) and ranges.
+    Each probability is the chance that one training example gets that augmentation, except
+    `silence`: the share of extra silent or noise-only clips, with empty transcripts, added to
+    the training set (`add_silence`) so that the model learns to say nothing on silence."""
+
+    speed: float = 0.0
+    pitch: float = 0.0
+    reverb: float = 0.0
+    noise: float = 0.0
+    telephone: float = 0.0
+    specaugment: float = 0.0
+    silence: float = 0.0
+    speed_range: tuple[float, float] = (0.9, 1.1)
+    pitch_cents: float = 200.0  # uniform in +-this
+    rt60_range: tuple[float, float] = (0.15, 0.8)  # seconds
+    snr_db_range: tuple[float, float] = (5.0, 30.0)
+    silence_seconds: tuple[float, float] = (0.5, 5.0)
+    freq_masks: int = 2
+    freq_mask_width: int = 15  # mel bins
+    time_masks: int = 2
+    time_mask_ratio: float = 0.05  # of the clip's frames, per mask
+
+
+def change_speed(waveform: np.ndarray, factor: float, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Play `factor` times faster (tempo and pitch together, like sox `speed` and Kaldi's
+    speed perturbation); the result is len / factor samples at the same rate."""
+    return soxr.resample(waveform, rate * factor, rate, quality="HQ").astype(np.float32)
+
+
+def shift_pitch(waveform: np.ndarray, cents: float, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Shift pitch by `cents` keeping tempo and length (sox `pitch`, a WSOLA time stretch)."""
+    raw = ["-t", "raw", "-r", str(rate), "-e", "floating-point", "-b", "32", "-c", "1"]
+    try:
+        result = subprocess.run(
+            ["sox", *raw, "-", *raw, "-", "pitch", f"{cents:.1f}"],
+            input=waveform.astype(np.float32).tobytes(),
+            capture_output=True,
+            check=True,
+        )
+    except FileNotFoundError:
+        raise UserError("pitch augmentation needs sox (apt-get install sox)") from None
+    return _fit(np.frombuffer(result.stdout, dtype=np.float32), len(waveform))
+
+
+def colored_noise(rng: np.random.Generator, length: int, exponent: float) -> np.ndarray:
+    """Noise with power spectrum 1/f**exponent: 0 white, 1 pink, 2 brown; unit RMS."""
+    spectrum = np.fft.rfft(rng.standard_normal(length))
+    frequencies = np.fft.rfftfreq(length)
+    frequencies[0] = frequencies[1] if length > 2 else 1.0
+    noise = np.fft.irfft(spectrum / frequencies ** (exponent / 2), n=length)
+    return (noise / (np.sqrt(np.mean(noise**2)) + 1e-12)).astype(np.float32)
+
+
+def add_noise(waveform: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """Mix `noise` (looped or cut to length) into `waveform` at the given signal-to-noise ratio."""
+    noise = np.resize(noise, len(waveform))
+    signal_power = np.mean(waveform**2) + 1e-10
+    noise_power = np.mean(noise**2) + 1e-10
+    scale = np.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
+    return _limit(waveform + scale * noise)
+
+
+def room_impulse_response(
+    rng: np.random.Generator, rt60: float, rate: int = SAMPLE_RATE
+) -> np.ndarray:
+    """A simulated shoebox room (pyroomacoustics image source method) with reverberation time
+    `rt60` seconds, a random size, and random talker and microphone positions."""
+    try:
+        import pyroomacoustics as pra
+    except ImportError:
+        raise UserError(
+            "reverb augmentation needs pyroomacoustics (pip install pyroomacoustics)"
+        ) from None
+    size = rng.uniform([3.0, 3.0, 2.4], [10.0, 8.0, 4.0])
+    try:
+        absorption, max_order = pra.inverse_sabine(rt60, size)
+    except ValueError:  # rt60 too short for the room: use the most absorbing walls
+        absorption, max_order = 0.99, 3
+    room = pra.ShoeBox(
+        size, fs=rate, materials=pra.Material(absorption), max_order=min(max_order, 12)
+    )
+    margin = 0.5
+    room.add_source(rng.uniform(margin, size - margin))
+    room.add_microphone(rng.uniform(margin, size - margin))
+    room.compute_rir()
+    return np.asarray(room.rir[0][0], dtype=np.float32)
+
+
+def reverberate(waveform: np.ndarray, impulse_response: np.ndarray) -> np.ndarray:
+    """Convolve with a room response, aligned on its direct path, at the original peak level."""
+    from scipy.signal import fftconvolve
+
+    start = int(np.argmax(np.abs(impulse_response)))
+    wet = fftconvolve(waveform, impulse_response[start:])[: len(waveform)]
+    peak = np.max(np.abs(wet)) + 1e-10
+    return (wet * (np.max(np.abs(waveform)) / peak)).astype(np.float32)
+
+
+def telephone(waveform: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """A narrowband phone call: 300-3400 Hz band, 8 kHz, G.711 mu-law 8-bit round trip."""
+    from scipy.signal import butter, sosfilt
+
+    band = butter(4, [300, 3400], btype="bandpass", fs=rate, output="sos")
+    narrow = soxr.resample(sosfilt(band, waveform), rate, 8000)
+    mu = 255.0
+    encoded = np.round(
+        np.sign(narrow) * np.log1p(mu * np.minimum(np.abs(narrow), 1.0)) / np.log1p(mu) * 127
+    )
+    decoded = np.sign(encoded) * np.expm1(np.abs(encoded) / 127 * np.log1p(mu)) / mu
+    return _fit(soxr.resample(decoded, 8000, rate).astype(np.float32), len(waveform))
+
+
+def silence_clip(rng: np.random.Generator, seconds: float, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Near-silence or noise without speech, for examples whose transcript is empty."""
+    length = int(seconds * rate)
+    level = 10 ** (rng.uniform(-80, -30) / 20)  # dBFS RMS
+    return (colored_noise(rng, length, float(rng.choice([0.0, 1.0, 2.0]))) * level).astype(
+        np.float32
+    )
+
+
+def spec_augment(
+    features: torch.Tensor,
+    generator: torch.Generator | None = None,
+    freq_masks: int = 2,
+    freq_mask_width: int = 15,
+    time_masks: int = 2,
+    time_mask_ratio: float = 0.05,
+) -> torch.Tensor:
+    """SpecAugment masks on (..., mel, time) features, filled with the mean; returns a copy."""
+    import torch
+
+    out = features.clone()
+    mel_bins, frames = out.shape[-2:]
+    fill = out.mean()
+    for dim, length, masks, width in (
+        (-2, mel_bins, freq_masks, freq_mask_width),
+        (-1, frames, time_masks, max(1, int(time_mask_ratio * frames))),
+    ):
+        for _ in range(masks):
+            size = min(int(torch.randint(0, width + 1, (1,), generator=generator)), length)
+            start = int(torch.randint(0, length - size + 1, (1,), generator=generator))
+            out.narrow(dim, start, size).fill_(fill)
+    return out
+
+
+class Augmenter:
+    """Applies the waveform augmentations of a config, each with its probability."""
+
+    def __init__(
+        self, config: AugmentConfig, seed: int = 0, noises: list[np.ndarray] | None = None
+    ):
+        self.config = config
+        self.random = random.Random(seed)
+        self.numpy = np.random.default_rng(seed)
+        self.noises = noises or []  # real noise recordings at 16 kHz; colored noise otherwise
+
+    def __call__(self, waveform: np.ndarray) -> np.ndarray:
+        c, draw = self.config, self.random.random
+        if draw() < c.speed:
+            waveform = change_speed(waveform, self.random.uniform(*c.speed_range))
+        if draw() < c.pitch:
+            waveform = shift_pitch(waveform, self.random.uniform(-c.pitch_cents, c.pitch_cents))
+        if draw() < c.reverb:
+            rt60 = self.random.uniform(*c.rt60_range)
+            waveform = reverberate(waveform, room_impulse_response(self.numpy, rt60))
+        if draw() < c.noise:
+            waveform = add_noise(
+                waveform, self._noise(len(waveform)), self.random.uniform(*c.snr_db_range)
+            )
+        if draw() < c.telephone:
+            waveform = telephone(waveform)
+        return waveform
+
+    def _noise(self, length: int) -> np.ndarray:
+        if self.noises:
+            return self.noises[self.random.randrange(len(self.noises))]
+        return colored_noise(self.numpy, length, self.random.choice([0.0, 1.0, 2.0]))
+
+
+def waveform_augmenter(
+    probabilities: dict[str, float], seed: int = 0
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The training collator's waveform hook for an `augment` config block, or None if idle."""
+    config = augment_config(probabilities)
+    active = (config.speed, config.pitch, config.reverb, config.noise, config.telephone)
+    return Augmenter(config, seed) if any(p > 0 for p in active) else None
+
+
+def feature_augmenter(
+    probabilities: dict[str, float], seed: int = 0
+) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The collator's feature hook: SpecAugment on each (mel, time) example of a batch with
+    probability `specaugment`, or None if that is 0."""
+    config = augment_config(probabilities)
+    if config.specaugment <= 0:
+        return None
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+
+    def apply(features: torch.Tensor) -> torch.Tensor:
+        chosen = torch.rand(features.shape[0], generator=generator) < config.specaugment
+        out = features.clone()
+        for index in chosen.nonzero().flatten().tolist():
+            out[index] = spec_augment(
+                features[index],
+                generator,
+                config.freq_masks,
+                config.freq_mask_width,
+                config.time_masks,
+                config.time_mask_ratio,
+            )
+        return out
+
+    return apply
+
+
+def augment_config(probabilities: dict[str, float]) -> AugmentConfig:
+    known = ("speed", "pitch", "reverb", "noise", "telephone", "specaugment", "silence")
+    unknown = sorted(set(probabilities) - set(known))
+    if unknown:
+        raise UserError(f"unknown augmentation {', '.join(unknown)} (known: {', '.join(known)})")
+    values: dict[str, Any] = {name: float(p) for name, p in probabilities.items()}
+    return AugmentConfig(**values)
+
+
+def add_silence(
+    utterances: list[Utterance],
+    share: float,
+    seed: int = 0,
+    seconds: tuple[float, float] = (0.5, 5.0),
+) -> list[Utterance]:
+    """The utterances plus round(share * count) silent or noise-only clips with "" as text;
+    their audio is an in-memory (waveform, rate) pair."""
+    rng = np.random.default_rng(seed)
+    extra = [
+        Utterance(
+            f"silence-{index:05d}",
+            (clip, SAMPLE_RATE),
+            "",
+            len(clip) / SAMPLE_RATE,
+            None,
+            "silence",
+        )
+        for index in range(round(share * len(utterances)))
+        for clip in [silence_clip(rng, float(rng.uniform(*seconds)))]
+    ]
+    return [*utterances, *extra]
+
+
+def _fit(waveform: np.ndarray, length: int) -> np.ndarray:
+    """Cut or zero-pad to exactly `length` samples."""
+    if len(waveform) >= length:
+        return np.ascontiguousarray(waveform[:length], dtype=np.float32)
+    return np.pad(waveform, (0, length - len(waveform))).astype(np.float32)
+
+
+def _limit(waveform: np.ndarray) -> np.ndarray:
+    """Scale down only if the mix would clip."""
+    peak = float(np.max(np.abs(waveform))) if waveform.size else 0.0
+    return (waveform / peak if peak > 1.0 else waveform).astype(np.float32)

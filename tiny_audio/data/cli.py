@@ -1,0 +1,153 @@
+"""`ta data`: build corpora (synth, real) and inspect them (stats, sources)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from tiny_audio.data.sources import data_home
+
+
+@click.group()
+def data() -> None:
+    """Build and inspect speech corpora."""
+
+
+@data.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Corpus folder; rerunning on it continues the build.",
+)
+@click.option(
+    "--hours", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True
+)
+@click.option(
+    "--voices",
+    help="Comma-separated voice names (default: all but espeak-*; see `ta data voices`).",
+)
+@click.option(
+    "--held-out",
+    help="Comma-separated voices heard only in test.",
+    default=None,
+    show_default="flite-rms",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="Parallel processes (default: CPU count)."
+)
+def synth(
+    out: Path,
+    hours: float,
+    voices: str | None,
+    held_out: str | None,
+    seed: int,
+    workers: int | None,
+) -> None:
+    """Synthesize an English corpus (train/dev/test FLAC + manifests) with offline TTS voices."""
+    from tiny_audio.data.synth import DEFAULT_HELD_OUT, DEFAULT_VOICES, SynthConfig, build_corpus
+
+    config = SynthConfig(
+        hours=hours,
+        voices=_names(voices) or DEFAULT_VOICES,
+        held_out=_names(held_out) or DEFAULT_HELD_OUT,
+        seed=seed,
+    )
+    summary = build_corpus(out, config, workers)
+    for split, figures in summary["splits"].items():
+        click.echo(
+            f"{split}: {figures['utterances']} utterances, {figures['hours']:.3f} h"
+            + (f", {figures['failed']} failed" if figures["failed"] else "")
+        )
+    click.echo(f"{out} ({summary['wall_seconds']} s; settings in {out / 'synth.json'})")
+
+
+@data.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default: $TINY_AUDIO_HOME/data/real).",
+)
+@click.option("--slices", help="Comma-separated slices (default: all).")
+def real(out: Path | None, slices: str | None) -> None:
+    """Build the real-speech slices from Debian packages (apt-get download, no root needed)."""
+    from tiny_audio.data.real import build_real
+
+    out = out or data_home() / "real"
+    summary = build_real(out, _names(slices) or None)
+    (out / "real.json").write_text(json.dumps(summary, indent=2) + "\n")
+    for name, figures in summary.items():
+        click.echo(f"{name}: {figures['utterances']} utterances, {figures['seconds']} s")
+    click.echo(f"{out}")
+
+
+@data.command()
+@click.argument("source")
+@click.option(
+    "--split", default="test", show_default=True, help="Split, for sources that have them."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to write SOURCE-stats.json and the histogram (default: the manifest's folder).",
+)
+@click.option(
+    "--check-audio", is_flag=True, help="Decode every file; report and skip unreadable ones."
+)
+def stats(source: str, split: str, out: Path | None, check_audio: bool) -> None:
+    """Hours, utterances, speakers and a duration histogram of a manifest or named source."""
+    from tiny_audio.data.sources import load_source
+    from tiny_audio.data.stats import corpus_stats, duration_histogram
+
+    figures = corpus_stats(load_source(source, split=split), check_audio=check_audio)
+    path = Path(source)
+    out = out or (path.parent if path.is_file() else path if path.is_dir() else Path.cwd())
+    out.mkdir(parents=True, exist_ok=True)
+    stem = path.stem if path.is_file() else Path(source.replace(":", "-")).name + f"-{split}"
+    durations = figures.pop("durations")
+    histogram = duration_histogram(
+        durations, out / f"{stem}-durations.png", f"{stem} ({figures['hours']:.2f} h)"
+    )
+    figures["histogram"] = str(histogram)
+    figures["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    (out / f"{stem}-stats.json").write_text(json.dumps(figures, indent=2) + "\n")
+    click.echo(
+        f"{figures['hours']:.3f} h, {figures['utterances']} utterances, {figures['speakers']} speakers"
+        + (f", {len(figures['unreadable'])} unreadable" if figures["unreadable"] else "")
+    )
+    for name, count in figures["per_source"].items():
+        click.echo(f"  {name}: {count}")
+    click.echo(f"{out / f'{stem}-stats.json'}, {histogram}")
+
+
+@data.command()
+def voices() -> None:
+    """List the TTS voices `ta data synth` can use."""
+    from tiny_audio.data.voices import VOICES
+
+    for name, voice in VOICES.items():
+        click.echo(f"{name:20s} {voice.engine} {voice.model}")
+
+
+@data.command()
+def sources() -> None:
+    """List the named data sources and the Hub datasets behind them."""
+    from tiny_audio.data.sources import HUB_DATASETS, NAMED
+
+    click.echo(f"local: {', '.join(NAMED)}, a manifest (.jsonl), or a folder")
+    for name, splits in HUB_DATASETS.items():
+        where = ", ".join(
+            f"{ours}={h.repo}{f'[{h.config}]' if h.config else ''}:{h.split}"
+            for ours, h in splits.items()
+        )
+        click.echo(f"{name}: {where}")
+
+
+def _names(value: str | None) -> tuple[str, ...]:
+    return tuple(name.strip() for name in (value or "").split(",") if name.strip())
