@@ -19,15 +19,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "deploy": ("tiny_audio.hub:deploy_command", "Publish a Gradio Space that serves a model."),
     "transcribe": ("tiny_audio.transcribe:transcribe_command", "Transcribe audio files."),
     "models": ("tiny_audio.zoo.cli:models", "List, pull and locate pretrained models."),
-    "quickstart": ("tiny_audio.quickstart:quickstart", "Transcribe and score the real sample clips (make run)."),
-    "train": ("tiny_audio.train.main:train_command", "Train a model with Hydra overrides (+experiments=NAME)."),
+    "quickstart": (
+        "tiny_audio.quickstart:quickstart",
+        "Transcribe and score the real sample clips (make run).",
+    ),
+    "train": (
+        "tiny_audio.train.main:train_command",
+        "Train a model with Hydra overrides (+experiments=NAME).",
+    ),
     "data": ("tiny_audio.data.cli:data", "Build and inspect speech corpora (synth, real, stats)."),
     "debug": ("tiny_audio.debug:debug", "Model health: MoE routing, LoRA, gradient flow, scale."),
     "dev": ("tiny_audio.dev:dev", "Lint, type-check and test the source checkout."),
     "doctor": ("tiny_audio.dev:doctor", "Check the set-up and say what to fix."),
     "eval": ("tiny_audio.evaluate.cli:eval_command", "Score models on datasets (WER, CER, RTFx)."),
-    "analysis": ("tiny_audio.evaluate.cli:analysis", "Analyse eval runs: high-wer, compare, errors."),
-    "bench": ("tiny_audio.evaluate.cli:bench_command", "Speed and memory: tiny-audio vs faster-whisper."),
+    "analysis": (
+        "tiny_audio.evaluate.cli:analysis",
+        "Analyse eval runs: high-wer, compare, errors.",
+    ),
+    "bench": (
+        "tiny_audio.evaluate.cli:bench_command",
+        "Speed and memory: tiny-audio vs faster-whisper.",
+    ),
 }
 ALIASES: dict[str, str] = {"runpod": "remote"}
 
@@ -46,7 +58,9 @@ class LazyGroup(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Listing must not import every command (and torch with them).
         with formatter.section("Commands"):
-            formatter.write_dl([(name, help_text) for name, (_, help_text) in sorted(COMMANDS.items())])
+            formatter.write_dl(
+                [(name, help_text) for name, (_, help_text) in sorted(COMMANDS.items())]
+            )
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

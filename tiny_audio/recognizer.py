@@ -27,7 +27,12 @@ FAMILIES: dict[str, str] = {
     "lact_asr": "tiny_audio.lact.model:LaCTForCTC.from_pretrained",
 }
 # peer name (the part before ":") -> "module:callable" taking the part after ":" (or "").
-PEERS: dict[str, str] = {}
+PEERS: dict[str, str] = {
+    "whisper": "tiny_audio.evaluate.peers:FasterWhisperRecognizer",
+    "pocketsphinx": "tiny_audio.evaluate.peers:PocketSphinxRecognizer",
+    "assemblyai": "tiny_audio.evaluate.peers:AssemblyAIRecognizer",
+    "deepgram": "tiny_audio.evaluate.peers:DeepgramRecognizer",
+}
 
 
 def _import(target: str) -> Any:

@@ -97,7 +97,7 @@ def align_words(reference: str, hypothesis: str) -> list[tuple[Operation, str, s
             steps += [("delete", word, "") for word in refs]
         else:
             operation: Operation = "equal" if chunk.type == "equal" else "substitute"
-            steps += [(operation, ref, hyp) for ref, hyp in zip(refs, hyps)]
+            steps += [(operation, ref, hyp) for ref, hyp in zip(refs, hyps, strict=True)]
     return steps
 
 

@@ -31,7 +31,8 @@ WHISPER_WINDOW_SECONDS = 30.0
 
 
 class FasterWhisperRecognizer:
-    """faster-whisper on the zoo's CTranslate2 Whisper files (int8, 2 CPU threads by default).
+    """faster-whisper on the zoo's CTranslate2 Whisper files: int8, 2 CPU threads unless
+    OMP_NUM_THREADS says otherwise (so `ta bench --threads` sets both systems alike).
 
     Clips up to 30 s are decoded in one CTranslate2 `generate` call per batch, the way
     faster-whisper's batched pipeline does it: log-mel padded to 30 s, an English
@@ -43,7 +44,11 @@ class FasterWhisperRecognizer:
     needs_warmup = True
 
     def __init__(
-        self, variant: str = "tiny.en", compute_type: str = "int8", threads: int = 2, device: str = "cpu"
+        self,
+        variant: str = "tiny.en",
+        compute_type: str = "int8",
+        threads: int | None = None,
+        device: str = "cpu",
     ) -> None:
         variant = variant or "tiny.en"
         if variant not in WHISPER_VARIANTS:
@@ -57,10 +62,16 @@ class FasterWhisperRecognizer:
         self.name = f"whisper:{variant}"
         directory = ct2_path(WHISPER_VARIANTS[variant])
         self.model = WhisperModel(
-            str(directory), device=device, compute_type=compute_type, cpu_threads=threads
+            str(directory),
+            device=device,
+            compute_type=compute_type,
+            cpu_threads=threads or int(os.environ.get("OMP_NUM_THREADS", 2)),
         )
         self.tokenizer = Tokenizer(
-            self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe", language="en"
+            self.model.hf_tokenizer,
+            self.model.model.is_multilingual,
+            task="transcribe",
+            language="en",
         )
         self.prompt = self.model.get_prompt(self.tokenizer, [], without_timestamps=True)
 
@@ -78,7 +89,7 @@ class FasterWhisperRecognizer:
         for start in range(0, len(short), max(batch_size, 1)):
             indices = short[start : start + max(batch_size, 1)]
             decoded = self._generate([audio[i] for i in indices], num_beams, max_new_tokens)
-            texts.update(zip(indices, decoded))
+            texts.update(zip(indices, decoded, strict=True))
         for i in sorted(set(range(len(audio))) - set(short)):
             segments, _ = self.model.transcribe(
                 audio[i],
@@ -98,7 +109,9 @@ class FasterWhisperRecognizer:
         import ctranslate2
         from faster_whisper.audio import pad_or_trim
 
-        frames = int(WHISPER_WINDOW_SECONDS * SAMPLE_RATE) // self.model.feature_extractor.hop_length
+        frames = (
+            int(WHISPER_WINDOW_SECONDS * SAMPLE_RATE) // self.model.feature_extractor.hop_length
+        )
         features = np.stack(
             [pad_or_trim(self.model.feature_extractor(waveform), frames) for waveform in waveforms]
         )
@@ -141,6 +154,7 @@ class _RestRecognizer:
     """Shared plumbing for paid speech APIs: the key from the environment, WAV upload, JSON
     over HTTPS, and one thread per clip of a batch so `--batch-size` sets concurrency."""
 
+    name = ""
     needs_warmup = False  # a warm-up would be a paid request that measures nothing
     key_variable = ""
     base_url_variable = ""
@@ -200,13 +214,19 @@ class AssemblyAIRecognizer(_RestRecognizer):
     def _transcribe_one(self, waveform: np.ndarray) -> str:
         auth = {"authorization": self.key}
         upload = self._request(
-            "POST", "/v2/upload", {**auth, "content-type": "application/octet-stream"}, _wav_bytes(waveform)
+            "POST",
+            "/v2/upload",
+            {**auth, "content-type": "application/octet-stream"},
+            _wav_bytes(waveform),
         )
         job: dict[str, Any] = {"audio_url": upload["upload_url"], "language_code": "en"}
         if self.variant:
             job["speech_model"] = self.variant
         created = self._request(
-            "POST", "/v2/transcript", {**auth, "content-type": "application/json"}, json.dumps(job).encode()
+            "POST",
+            "/v2/transcript",
+            {**auth, "content-type": "application/json"},
+            json.dumps(job).encode(),
         )
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
@@ -231,7 +251,9 @@ class DeepgramRecognizer(_RestRecognizer):
         super().__init__(variant or "nova-3", timeout_s)
 
     def _transcribe_one(self, waveform: np.ndarray) -> str:
-        query = urllib.parse.urlencode({"model": self.variant, "language": "en", "smart_format": "true"})
+        query = urllib.parse.urlencode(
+            {"model": self.variant, "language": "en", "smart_format": "true"}
+        )
         headers = {"Authorization": f"Token {self.key}", "Content-Type": "audio/wav"}
         result = self._request("POST", f"/v1/listen?{query}", headers, _wav_bytes(waveform))
         try:

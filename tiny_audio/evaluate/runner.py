@@ -8,12 +8,15 @@ is not timed; one untimed warm-up call comes first. RTFx = audio seconds / timed
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import os
 import platform
 import re
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -30,6 +33,7 @@ from tiny_audio.evaluate.metrics import ErrorCounts, char_errors, rtfx, word_err
 from tiny_audio.normalize import english_normalizer
 from tiny_audio.recognizer import Recognizer
 
+DEFAULT_OUTPUT_DIR = Path("outputs/eval")
 PREDICTIONS_FILE = "predictions.jsonl"
 METRICS_FILE = "metrics.json"
 ALL_SLICES = "all"
@@ -64,8 +68,12 @@ class _Loaded:
 
 
 def slug(name: str) -> str:
-    """A directory name for a model or dataset name ("whisper:tiny.en" -> "whisper-tiny.en")."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name.rstrip("/")).strip("-.") or "unnamed"
+    """A directory name for a model or dataset name: "whisper:tiny.en" -> "whisper-tiny.en";
+    a local path keeps its last two parts ("data/synth/test.jsonl" -> "synth-test")."""
+    path = Path(name).expanduser()
+    if path.exists():
+        name = f"{path.resolve().parent.name}-{path.stem if path.is_file() else path.name}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "unnamed"
 
 
 def _describe_error(error: BaseException) -> str:
@@ -92,7 +100,9 @@ def _prefetch(utterances: Iterable[Any], workers: int, depth: int) -> Iterator[_
             yield pending.popleft().result()
 
 
-def score(utterance: Any, hyp: str, duration: float, latency: float | None, error: str | None) -> Prediction:
+def score(
+    utterance: Any, hyp: str, duration: float, latency: float | None, error: str | None
+) -> Prediction:
     """Normalize both texts and count word and character edits."""
     normalize = english_normalizer()
     ref = utterance.text or ""
@@ -141,7 +151,7 @@ class _Transcriber:
         latency = seconds / len(batch)
         return [
             score(item.utterance, text, _seconds(item.waveform), latency, None)
-            for item, text in zip(batch, texts)
+            for item, text in zip(batch, texts, strict=True)
         ]
 
     def _timed(self, waveforms: list[np.ndarray]) -> tuple[list[str], float]:
@@ -167,38 +177,42 @@ def evaluate(
     batch_size: int = 1,
     num_beams: int = 1,
     workers: int = 1,
-    on_item: Any = None,
+    on_item: Callable[[int], None] | None = None,
 ) -> list[Prediction]:
-    """Transcribe and score every utterance; failures come back as predictions with `error`."""
+    """Transcribe and score every utterance, in input order; failures come back as predictions
+    with `error` set. `on_item(count)` reports progress."""
     transcriber = _Transcriber(recognizer, {"num_beams": num_beams, "batch_size": batch_size})
-    predictions: list[Prediction] = []
-    batch: list[_Loaded] = []
+    predictions: dict[int, Prediction] = {}
+    batch: list[tuple[int, _Loaded]] = []
     warmed = False
 
-    def flush() -> None:
-        predictions.extend(transcriber.run(batch))
+    def record(results: dict[int, Prediction]) -> None:
+        predictions.update(results)
         if on_item is not None:
-            on_item(len(batch))
+            on_item(len(results))
+
+    def flush() -> None:
+        outcomes = transcriber.run([item for _, item in batch])
+        record(dict(zip([index for index, _ in batch], outcomes, strict=True)))
         batch.clear()
 
-    for item in _prefetch(utterances, workers, depth=2 * max(workers, batch_size)):
+    for index, item in enumerate(
+        _prefetch(utterances, workers, depth=2 * max(workers, batch_size))
+    ):
         if item.error is not None:
-            predictions.append(score(item.utterance, "", 0.0, None, item.error))
-            if on_item is not None:
-                on_item(1)
+            record({index: score(item.utterance, "", 0.0, None, item.error)})
             continue
         if not warmed:
-            try:
+            # A failing warm-up is not recorded: the timed call fails the same way and is.
+            with contextlib.suppress(Exception):
                 transcriber.warm_up(item.waveform)  # type: ignore[arg-type]
-            except Exception:  # the timed call will fail the same way and record it
-                pass
             warmed = True
-        batch.append(item)
+        batch.append((index, item))
         if len(batch) >= batch_size:
             flush()
     if batch:
         flush()
-    return predictions
+    return [predictions[index] for index in sorted(predictions)]
 
 
 def summarize(predictions: list[Prediction]) -> dict[str, Any]:
@@ -277,7 +291,7 @@ def run_eval(
                     batch_size=batch_size,
                     num_beams=num_beams,
                     workers=workers,
-                    on_item=lambda count, task=task: progress.advance(task, count),
+                    on_item=functools.partial(progress.advance, task),
                 )
             metrics = {
                 "model": model,
@@ -308,15 +322,21 @@ def _progress(console: Console) -> Progress:
 
 
 def machine_description() -> str:
-    import os
-
-    return f"{platform.machine()} {platform.processor() or platform.system()}, {os.cpu_count()} CPUs"
+    """CPU model and core count, e.g. "AMD EPYC 9554 64-Core Processor, 2 CPUs"."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{cpu}, {os.cpu_count()} CPUs"
 
 
 def comparison_table(results: list[dict[str, Any]]) -> Table:
     table = Table(title="WER (Whisper English normalizer, corpus-level)")
     for column in ("model", "dataset", "slice"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for column in ("n", "failed", "WER %", "CER %", "ins %", "RTFx"):
         table.add_column(column, justify="right")
 
@@ -330,12 +350,13 @@ def comparison_table(results: list[dict[str, Any]]) -> Table:
             f"{100 * result['wer']:.2f}",
             f"{100 * result['cer']:.2f}",
             f"{100 * result['insertion_rate']:.2f}",
-            f"{result['rtfx']:.1f}",
+            f"{result['rtfx']:.1f}" if result["rtfx"] >= 10 else f"{result['rtfx']:.2f}",
         )
 
     for result in results:
         row(result, result["model"], result["dataset"], ALL_SLICES)
-        for name, figures in result.get("slices", {}).items():
+        slices = result.get("slices", {})
+        for name, figures in slices.items() if len(slices) > 1 else ():
             row(figures, "", "", name)
         table.add_section()
     return table
