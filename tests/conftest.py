@@ -89,6 +89,36 @@ def tiny_parts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {name: str(path) for name, path in paths.items()}
 
 
+TONE_TEXTS = [
+    "hello world",
+    "the quick brown fox",
+    "jumps over",
+    "the lazy dog",
+    "hello fox",
+    "brown dog",
+]
+
+
+@pytest.fixture(scope="session")
+def tone_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A manifest of six short clips (tones and noise, 0.6-2.1 s) with transcripts."""
+    import soundfile as sf
+
+    from tiny_audio.data.manifest import Utterance, write_manifest
+
+    folder = tmp_path_factory.mktemp("tone_corpus")
+    rng = np.random.default_rng(0)
+    utterances = []
+    for i, text in enumerate(TONE_TEXTS):
+        seconds = 0.6 + 0.3 * i
+        t = np.arange(int(seconds * 16000)) / 16000
+        wave = 0.2 * np.sin(2 * np.pi * (200 + 90 * i) * t) + 0.05 * rng.standard_normal(t.size)
+        path = folder / f"clip{i}.wav"
+        sf.write(path, wave.astype(np.float32), 16000)
+        utterances.append(Utterance(id=f"clip{i}", audio=str(path), text=text, duration=seconds))
+    return write_manifest(folder / "dev.jsonl", utterances)
+
+
 @pytest.fixture
 def tone() -> np.ndarray:
     """One second of a 440 Hz tone with a little noise, 16 kHz float32."""

@@ -11,39 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
-from tiny_audio.data.manifest import Utterance, write_manifest
 from tiny_audio.train import checkpoint as ckpt
 from tiny_audio.train.data import LengthGroupedBatches
 from tiny_audio.train.main import compose
 
 REPO = Path(__file__).resolve().parents[1]
-TEXTS = [
-    "hello world",
-    "the quick brown fox",
-    "jumps over",
-    "the lazy dog",
-    "hello fox",
-    "world dog",
-]
-
-
-@pytest.fixture(scope="module")
-def tone_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Six short synthetic clips with texts, as a manifest."""
-    root = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(0)
-    utterances = []
-    for i, text in enumerate(TEXTS):
-        seconds = 0.5 + 0.2 * i
-        t = np.arange(int(seconds * 16000)) / 16000
-        wave = 0.2 * np.sin(2 * np.pi * (200 + 50 * i) * t) + 0.01 * rng.standard_normal(len(t))
-        sf.write(root / f"{i}.flac", wave, 16000)
-        utterances.append(
-            Utterance(id=str(i), audio=str(root / f"{i}.flac"), text=text, duration=seconds)
-        )
-    return write_manifest(root / "train.jsonl", utterances)
 
 
 def tiny_overrides(

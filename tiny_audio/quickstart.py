@@ -7,19 +7,13 @@ import time
 
 import click
 
-from tiny_audio.transcribe import DEFAULT_MODEL
+from tiny_audio.recognizer import model_option
 
 SAMPLE_SLICES = ("real:librivox", "real:cards", "real:goforward")
 
 
 @click.command("quickstart")
-@click.option(
-    "-m",
-    "--model",
-    default=DEFAULT_MODEL,
-    show_default=True,
-    help="Model directory, zoo name, Hub id or peer.",
-)
+@model_option
 def quickstart(model: str) -> None:
     """Transcribe the real sample clips (LibriVox, cards, go-forward) and score each one."""
     from rich.console import Console

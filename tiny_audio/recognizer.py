@@ -8,9 +8,20 @@ import json
 from pathlib import Path
 from typing import Any, Protocol
 
+import click
 import numpy as np
 
 from tiny_audio.errors import UserError
+
+DEFAULT_MODEL = "default"
+# The -m/--model option of every command that loads one recognizer.
+model_option = click.option(
+    "-m",
+    "--model",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="Model directory, zoo name, Hub id or peer.",
+)
 
 
 class Recognizer(Protocol):

@@ -10,8 +10,7 @@ from typing import Any
 import click
 
 from tiny_audio.audio import AudioError, duration_seconds, load_audio
-
-DEFAULT_MODEL = "default"
+from tiny_audio.recognizer import model_option
 
 
 def srt_time(seconds: float) -> str:
@@ -89,13 +88,7 @@ FORMATTERS = {
 
 @click.command("transcribe")
 @click.argument("files", nargs=-1, required=True)
-@click.option(
-    "-m",
-    "--model",
-    default=DEFAULT_MODEL,
-    show_default=True,
-    help="Model directory, zoo name, Hub id or peer.",
-)
+@model_option
 @click.option("--num-beams", default=1, show_default=True)
 @click.option(
     "--max-new-tokens", type=int, default=None, help="Default: scaled to the audio length."

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tiny_audio.errors import UserError
-from tiny_audio.transcribe import DEFAULT_MODEL
+from tiny_audio.recognizer import model_option
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -163,13 +163,7 @@ def build_app(recognizer: Recognizer) -> gr.Blocks:
 
 
 @click.command("demo")
-@click.option(
-    "-m",
-    "--model",
-    default=DEFAULT_MODEL,
-    show_default=True,
-    help="Model directory, zoo name, Hub id or peer.",
-)
+@model_option
 @click.option("-p", "--port", default=7860, show_default=True, help="Port to serve on.")
 @click.option(
     "--host",

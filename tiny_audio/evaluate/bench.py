@@ -40,7 +40,9 @@ PEER_FOR_ENCODER: dict[str, str] = {
     "whisper-base": "whisper:base",
 }
 # Extra figures for the tiny-audio model only: name -> "module:function(model_dir) -> dict".
-MODEL_FIGURES: dict[str, str] = {}
+MODEL_FIGURES: dict[str, str] = {
+    "training": "tiny_audio.train.throughput:measure",
+}
 FIRST_TOKEN_CLIPS = 5
 
 
@@ -205,7 +207,8 @@ def markdown_block(result: dict[str, Any], command: str, machine: str, note: str
         f"{ratio['rtfx_batch1']:.2f}x at batch 1, {ratio['rtfx_batched']:.2f}x at batch {batch}.",
     ]
     for figure, values in result["model_figures"].items():
-        lines.append(f"{figure}: " + ", ".join(f"{key} {value}" for key, value in values.items()))
+        shown = (f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}" for key, value in values.items())
+        lines.append(f"{figure}: " + ", ".join(shown))
     return "\n".join(lines) + "\n"
 
 

@@ -386,19 +386,9 @@ class ASRModel(PreTrainedModel):
 
     # ---- transcription of whole recordings ------------------------------------------------
 
-    def transcribe(
-        self,
-        waveforms: list[np.ndarray],
-        batch_size: int = 8,
-        chunk_length_s: float | None = None,
-        stride_length_s: float | tuple[float, float] | None = None,
-        prompt: str | None = None,
-        **generate_options: Any,
-    ) -> list[str]:
-        """Text for each 16 kHz mono waveform; long audio is windowed and merged."""
-        segments = self.transcribe_segments(
-            waveforms, batch_size, chunk_length_s, stride_length_s, prompt, **generate_options
-        )
+    def transcribe(self, waveforms: list[np.ndarray], **options: Any) -> list[str]:
+        """Text for each 16 kHz mono waveform; takes the options of `transcribe_segments`."""
+        segments = self.transcribe_segments(waveforms, **options)
         return [" ".join(segment.text for segment in clip if segment.text) for clip in segments]
 
     def transcribe_segments(
@@ -410,6 +400,8 @@ class ASRModel(PreTrainedModel):
         prompt: str | None = None,
         **generate_options: Any,
     ) -> list[list[Segment]]:
+        """Timed text segments for each waveform: one per window of long audio, whose overlap
+        with the previous window is removed; `generate_options` go to `generate`."""
         chunk = min(chunk_length_s or self.config.max_audio_seconds, self.config.max_audio_seconds)
         windows = [split_windows(len(wave), chunk, stride_length_s) for wave in waveforms]
         jobs = [(c, w) for c, clip_windows in enumerate(windows) for w in range(len(clip_windows))]

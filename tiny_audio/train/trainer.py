@@ -239,13 +239,7 @@ def train(cfg: DictConfig) -> Path:
         disable=not main,
         desc=cfg.experiment,
     )
-    window = {
-        "loss": 0.0,
-        "audio_seconds": 0.0,
-        "tokens": 0,
-        "steps": 0,
-        "started": time.perf_counter(),
-    }
+    window = fresh_window()
     for step in progress:
         for micro in range(accumulation):
             batch = collator([train_set[i] for i in batches[step * accumulation + micro]])
@@ -282,13 +276,7 @@ def train(cfg: DictConfig) -> Path:
                 lr=f"{logs['lr']:.1e}",
                 audio_x=f"{logs['audio_seconds_per_second']:.1f}",
             )
-            window = {
-                "loss": 0.0,
-                "audio_seconds": 0.0,
-                "tokens": 0,
-                "steps": 0,
-                "started": time.perf_counter(),
-            }
+            window = fresh_window()
 
         evaluate_now = dev and (done % t.eval_steps == 0 or done == t.max_steps)
         save_now = done % t.save_steps == 0 or done == t.max_steps
@@ -322,6 +310,17 @@ def train(cfg: DictConfig) -> Path:
 
     accelerator.end_training()
     return output_dir / "best"
+
+
+def fresh_window() -> dict[str, float]:
+    """Running sums between two log lines."""
+    return {
+        "loss": 0.0,
+        "audio_seconds": 0.0,
+        "tokens": 0,
+        "steps": 0,
+        "started": time.perf_counter(),
+    }
 
 
 def encode_clips(model: Any, waves: list[Any]) -> list[Any]:
