@@ -62,7 +62,7 @@ class LaCTConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> LaCTConfig:
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known - {"family", "name"})
+        unknown = sorted(set(values) - known)
         if unknown:
             raise UserError(f"unknown LaCT model keys: {', '.join(unknown)}")
         return cls(**{key: value for key, value in values.items() if key in known})

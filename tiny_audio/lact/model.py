@@ -38,6 +38,9 @@ HOP_LENGTH = 160  # 10 ms frames; two stride-2 convolutions make 40 ms tokens
 class LogMel(nn.Module):
     """Whisper's log-mel spectrogram of one utterance, at its own length (no padding to 30 s)."""
 
+    filters: Tensor
+    window: Tensor
+
     def __init__(self, num_mel_bins: int) -> None:
         super().__init__()
         from transformers.audio_utils import mel_filter_bank
@@ -51,7 +54,9 @@ class LogMel(nn.Module):
             norm="slaney",
             mel_scale="slaney",
         )
-        self.register_buffer("filters", torch.tensor(filters.T, dtype=torch.float32), persistent=False)
+        self.register_buffer(
+            "filters", torch.tensor(filters.T, dtype=torch.float32), persistent=False
+        )
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
 
     def forward(self, waveform: Tensor) -> Tensor:
@@ -75,24 +80,25 @@ class AudioEncoder(nn.Module):
 
     def __init__(self, config: LaCTConfig) -> None:
         super().__init__()
+        self.strides = [2 if index < 2 else 1 for index in range(config.audio_encoder_layers)]
         self.convs = nn.ModuleList(
             nn.Conv1d(
                 config.num_mel_bins if index == 0 else config.hidden_size,
                 config.hidden_size,
                 kernel_size=3,
-                stride=2 if index < 2 else 1,
+                stride=stride,
                 padding=1,
             )
-            for index in range(config.audio_encoder_layers)
+            for index, stride in enumerate(self.strides)
         )
         self.dropout = nn.Dropout(config.audio_encoder_dropout)
 
     def forward(self, features: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """(batch, frames, mels) -> (batch, tokens, hidden) and each utterance's token count."""
         x = features.transpose(1, 2)
-        for conv in self.convs:
+        for conv, stride in zip(self.convs, self.strides, strict=True):
             x = F.gelu(conv(x))
-            lengths = (lengths - 1) // conv.stride[0] + 1
+            lengths = (lengths - 1) // stride + 1
             # Zero the padding so the next convolution sees what an unpadded utterance would.
             x = x * lengths_to_mask(lengths, x.shape[-1])[:, None, :]
         return self.dropout(x.transpose(1, 2)), lengths
@@ -111,7 +117,9 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
-def rotary_tables(length: int, dim: int, theta: float, device: torch.device) -> tuple[Tensor, Tensor]:
+def rotary_tables(
+    length: int, dim: int, theta: float, device: torch.device
+) -> tuple[Tensor, Tensor]:
     frequencies = theta ** (-torch.arange(0, dim, 2, device=device, dtype=torch.float32) / dim)
     angles = torch.arange(length, device=device, dtype=torch.float32)[:, None] * frequencies
     angles = torch.cat([angles, angles], dim=-1)
@@ -131,7 +139,12 @@ class SelfAttention(nn.Module):
     tokens at most that far away (None: the whole utterance). Padding is never attended to."""
 
     def __init__(
-        self, hidden_size: int, num_heads: int, inner_dim: int, window: int | None, config: LaCTConfig
+        self,
+        hidden_size: int,
+        num_heads: int,
+        inner_dim: int,
+        window: int | None,
+        config: LaCTConfig,
     ) -> None:
         super().__init__()
         self.num_heads = num_heads
@@ -205,7 +218,7 @@ def newton_schulz(matrix: Tensor, steps: int = 5) -> Tensor:
 
 def renormalize(weight: Tensor, row_norms: Tensor) -> Tensor:
     """Give each row back its initial norm, so repeated updates cannot blow the weights up."""
-    return weight / (weight.norm(dim=-1, keepdim=True) + 1e-5) * row_norms
+    return weight * (row_norms / weight.norm(dim=-1, keepdim=True).clamp(min=1e-5))
 
 
 class LaCTLayer(nn.Module):
@@ -232,47 +245,55 @@ class LaCTLayer(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         batch, length, hidden = x.shape
-        q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = (
+            self.qkv(x).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        )
+        # The fast-weight algebra runs in at least fp32, even under bf16 autocast: it is touchy.
+        dtype = torch.promote_types(x.dtype, torch.float32)
         # Padded tokens get a zero learning rate: they never touch the fast weights.
-        lr = F.softplus(self.lr_proj(x).float() + self.base_lr_logit) * mask[..., None]
+        lr = F.softplus(self.lr_proj(x).to(dtype) + self.base_lr_logit) * mask[..., None]
         lr = lr.view(batch, length, 3, self.num_heads).permute(2, 0, 3, 1)
         momentum = None
         if self.momentum_proj is not None:
-            momentum = torch.sigmoid(self.momentum_proj(x).float()).transpose(1, 2)
-        # The fast-weight algebra runs in fp32 even under bf16 autocast: it is small and touchy.
+            momentum = torch.sigmoid(self.momentum_proj(x).to(dtype)).transpose(1, 2)
         with torch.autocast(x.device.type, enabled=False):
-            out = self.fast_weight_pass(
-                F.normalize(q.float(), dim=-1), F.normalize(k.float(), dim=-1), v.float(), lr, momentum, mask
-            )
+            q, k = F.normalize(q.to(dtype), dim=-1), F.normalize(k.to(dtype), dim=-1)
+            out, _ = self.fast_weight_pass(q, k, v.to(dtype), lr, momentum, mask)
         out = self.out_norm(out).to(x.dtype).transpose(1, 2).reshape(batch, length, hidden)
         return self.out(out)
 
     def fast_weight_pass(
         self, q: Tensor, k: Tensor, v: Tensor, lr: Tensor, momentum: Tensor | None, mask: Tensor
-    ) -> Tensor:
-        """q, k, v: (batch, heads, tokens, head_dim) -> outputs of the same shape."""
+    ) -> tuple[Tensor, list[Tensor]]:
+        """q, k, v: (batch, heads, tokens, head_dim) -> outputs of the same shape, and the
+        fast weights [W0, W1, W2] after the last chunk."""
         batch = q.shape[0]
-        weights = [w.expand(batch, *w.shape) for w in (self.w0, self.w1, self.w2)]
-        row_norms = [w.norm(dim=-1, keepdim=True) for w in weights]
-        velocity = [torch.zeros_like(w) for w in weights]
+        w0, w1, w2 = (w.to(q.dtype).expand(batch, *w.shape) for w in (self.w0, self.w1, self.w2))
+        row_norms = [w.norm(dim=-1, keepdim=True) for w in (w0, w1, w2)]
+        velocity = [torch.zeros_like(w) for w in (w0, w1, w2)]
         outputs = []
         for start in range(0, q.shape[2], self.chunk_size):
             chunk = slice(start, start + self.chunk_size)
-            updates = list(swiglu_gradients(*weights, k[:, :, chunk], v[:, :, chunk], lr[..., chunk]))
+            updates = list(
+                swiglu_gradients(w0, w1, w2, k[:, :, chunk], v[:, :, chunk], lr[..., chunk])
+            )
             if momentum is not None:
                 # One momentum per head and chunk: the mean over the chunk's real tokens.
                 chunk_mask = mask[:, None, chunk].float()
                 beta = (momentum[..., chunk] * chunk_mask).sum(-1) / chunk_mask.sum(-1).clamp(min=1)
-                velocity = [beta[..., None, None] * vel + upd for vel, upd in zip(velocity, updates, strict=True)]
+                velocity = [
+                    beta[..., None, None] * vel + upd
+                    for vel, upd in zip(velocity, updates, strict=True)
+                ]
                 updates = velocity
             if self.use_muon:
                 updates = [newton_schulz(update) for update in updates]
-            weights = [
+            w0, w1, w2 = (
                 renormalize(w - update, norms)
-                for w, update, norms in zip(weights, updates, row_norms, strict=True)
-            ]
-            outputs.append(swiglu_apply(*weights, q[:, :, chunk]))
-        return torch.cat(outputs, dim=2)
+                for w, update, norms in zip((w0, w1, w2), updates, row_norms, strict=True)
+            )
+            outputs.append(swiglu_apply(w0, w1, w2, q[:, :, chunk]))
+        return torch.cat(outputs, dim=2), [w0, w1, w2]
 
 
 def equal_size_attention(config: LaCTConfig) -> SelfAttention:
@@ -307,7 +328,9 @@ class LaCTBlock(nn.Module):
         super().__init__()
         hidden, eps = config.hidden_size, config.rms_norm_eps
         self.attention_norm = RMSNorm(hidden, eps)
-        self.attention = SelfAttention(hidden, config.num_attn_heads, hidden, config.attention_window, config)
+        self.attention = SelfAttention(
+            hidden, config.num_attn_heads, hidden, config.attention_window, config
+        )
         self.mixer_norm = RMSNorm(hidden, eps)
         self.mixer = MIXERS[config.mixer](config)
         self.ffn_norm = RMSNorm(hidden, eps)
@@ -327,7 +350,9 @@ class LaCTForCTC(nn.Module):
         super().__init__()
         self.tokenizer = tokenizer or CharTokenizer()
         if len(self.tokenizer) != config.vocab_size:
-            raise UserError(f"vocab has {len(self.tokenizer)} entries, config says {config.vocab_size}")
+            raise UserError(
+                f"vocab has {len(self.tokenizer)} entries, config says {config.vocab_size}"
+            )
         self.config = config
         self.name = "lact"
         self.log_mel = LogMel(config.num_mel_bins)
@@ -359,7 +384,9 @@ class LaCTForCTC(nn.Module):
     def features(self, waveforms: list[np.ndarray]) -> tuple[Tensor, Tensor]:
         """Log-mels of each waveform, zero-padded into one batch, and their frame counts."""
         device = self.ctc_head.weight.device
-        mels = [self.log_mel(torch.as_tensor(w, dtype=torch.float32, device=device)) for w in waveforms]
+        mels = [
+            self.log_mel(torch.as_tensor(w, dtype=torch.float32, device=device)) for w in waveforms
+        ]
         lengths = torch.tensor([len(m) for m in mels], device=device)
         return nn.utils.rnn.pad_sequence(mels, batch_first=True), lengths
 
@@ -380,7 +407,9 @@ class LaCTForCTC(nn.Module):
     ) -> list[str]:
         """Texts for 16 kHz mono waveforms (anything tiny_audio.audio.load_audio accepts)."""
         if options:
-            raise UserError(f"LaCT models take only num_beams and batch_size, not {', '.join(options)}")
+            raise UserError(
+                f"LaCT models take only num_beams and batch_size, not {', '.join(options)}"
+            )
         from tiny_audio.audio import load_audio
 
         was_training = self.training
@@ -400,7 +429,9 @@ class LaCTForCTC(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         self.config.save(directory)
         self.tokenizer.save(directory)
-        state = {name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()}
+        state = {
+            name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()
+        }
         save_file(state, str(directory / "model.safetensors"))
         return directory
 

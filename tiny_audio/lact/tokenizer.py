@@ -27,7 +27,9 @@ class CharTokenizer:
     def normalize(self, text: str) -> str:
         # Accents are folded to their base letter; unknown characters become word breaks.
         text = unicodedata.normalize("NFKD", text.lower().replace("’", "'"))
-        text = "".join(char if char in self._ids else " " for char in text if not unicodedata.combining(char))
+        text = "".join(
+            char if char in self._ids else " " for char in text if not unicodedata.combining(char)
+        )
         return re.sub(r"\s+", " ", text).strip()
 
     def encode(self, text: str) -> list[int]:

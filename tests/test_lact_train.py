@@ -1,0 +1,172 @@
+"""LaCT training on a few real flite utterances: loss falls, checkpoints resume exactly, the NaN
+guard names the layer, and `ta debug nan` finds it in a checkpoint."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from omegaconf import DictConfig
+from safetensors.torch import load_file, save_file
+
+from tiny_audio.errors import UserError
+from tiny_audio.lact.config import LaCTConfig
+from tiny_audio.lact.debug import first_nonfinite_module, nan_command
+from tiny_audio.lact.model import LaCTForCTC
+from tiny_audio.lact.train import train
+from tiny_audio.train.main import compose
+
+SENTENCES = ["the cat sat on the mat", "a dog ran home", "we see the sea", "go to bed now"]
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("lact_corpus")
+    rows = []
+    for index, text in enumerate(SENTENCES):
+        audio = root / f"{index}.wav"
+        subprocess.run(["flite", "-voice", "kal16", "-t", text, "-o", str(audio)], check=True)
+        rows.append(
+            {
+                "id": str(index),
+                "audio": audio.name,
+                "text": text.upper(),
+                "duration": 2.0,
+                "speaker": "kal16",
+            }
+        )
+    (root / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return root
+
+
+def compose_tiny(corpus: Path, output_dir: Path, *overrides: str) -> DictConfig:
+    """The config `ta train +experiments=lact_tiny ...` would hand to the LaCT trainer."""
+    manifest = corpus / "train.jsonl"
+    return compose(
+        [
+            "+experiments=lact_tiny",
+            "model.hidden_size=32",
+            "model.num_hidden_layers=1",
+            "model.num_attn_heads=2",
+            "model.num_lact_heads=2",
+            "model.intermediate_size=64",
+            "model.lact_chunk_size=8",
+            f"data.train=[{{source:'{manifest}'}}]",
+            f"data.dev={{source:'{manifest}'}}",
+            f"training.output_dir='{output_dir}'",
+            "training.per_device_train_batch_size=2",
+            "training.learning_rate=3e-3",
+            "training.warmup_steps=3",
+            "training.logging_steps=1",
+            "training.sample_steps=10",
+            "training.eval_steps=10",
+            "training.save_steps=10",
+            *overrides,
+        ]
+    )
+
+
+def read_metrics(output_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def straight_run(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    threads = torch.get_num_threads()
+    output_dir = tmp_path_factory.mktemp("lact_run")
+    train(compose_tiny(corpus, output_dir, "training.max_steps=30"))
+    torch.set_num_threads(threads)
+    return output_dir
+
+
+def test_tiny_training_reduces_loss_and_writes_checkpoints(
+    corpus: Path, straight_run: Path
+) -> None:
+    losses = [row["loss"] for row in read_metrics(straight_run) if "loss" in row]
+    assert len(losses) == 30
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+    checkpoint = straight_run / "checkpoint-10"
+    assert {p.name for p in checkpoint.iterdir()} == {
+        "config.json",
+        "model.safetensors",
+        "vocab.json",
+        "trainer_state.pt",
+    }
+    best = straight_run / "best"
+    assert json.loads((best / "config.json").read_text())["model_type"] == "lact_asr"
+    assert isinstance(LaCTForCTC.from_pretrained(best).transcribe([str(corpus / "0.wav")])[0], str)
+
+
+def test_resuming_replays_the_remaining_steps_exactly(
+    corpus: Path, straight_run: Path, tmp_path: Path
+) -> None:
+    checkpoint = straight_run / "checkpoint-10"
+    train(
+        compose_tiny(
+            corpus,
+            tmp_path,
+            "training.max_steps=30",
+            f"training.resume_from_checkpoint={checkpoint}",
+        )
+    )
+    assert read_metrics(tmp_path)[0]["step"] == 11
+    expected = load_file(str(straight_run / "checkpoint-30" / "model.safetensors"))
+    actual = load_file(str(tmp_path / "checkpoint-30" / "model.safetensors"))
+    for name, tensor in expected.items():
+        torch.testing.assert_close(actual[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_nan_guard_skips_steps_and_names_the_layer(
+    corpus: Path, straight_run: Path, tmp_path: Path
+) -> None:
+    poisoned = tmp_path / "poisoned"
+    shutil.copytree(straight_run / "checkpoint-10", poisoned)
+    weights = load_file(str(poisoned / "model.safetensors"))
+    weights["blocks.0.mixer.w1"][0] = float("nan")
+    save_file(weights, str(poisoned / "model.safetensors"))
+    output_dir = tmp_path / "run"
+    overrides = ["training.max_steps=30", "training.max_nonfinite_steps=3"]
+    with pytest.raises(UserError, match="3 non-finite steps in a row"):
+        train(
+            compose_tiny(
+                corpus, output_dir, *overrides, f"training.resume_from_checkpoint={poisoned}"
+            )
+        )
+    skipped = [row for row in read_metrics(output_dir) if row.get("skipped")]
+    assert [row["step"] for row in skipped] == [10, 10, 10]  # no update was applied
+    assert "first non-finite output: blocks.0.mixer" in skipped[0]["where"]
+
+
+def test_first_nonfinite_module_and_debug_nan_command(tmp_path: Path) -> None:
+    config = LaCTConfig(
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attn_heads=2,
+        num_lact_heads=2,
+        intermediate_size=64,
+    )
+    model = LaCTForCTC(config).eval()
+    features, lengths = torch.randn(1, 120, 80), torch.tensor([120])
+    assert first_nonfinite_module(model, features, lengths) is None
+    with torch.no_grad():
+        model.blocks[1].ffn.up.weight[3, 5] = float("inf")
+    assert first_nonfinite_module(model, features, lengths) == "blocks.1.ffn.up"
+
+    model.save_pretrained(tmp_path)
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(nan_command, [str(tmp_path), "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "non-finite parameters: blocks.1.ffn.up.weight" in result.output
+    assert json.loads(report.read_text())["first_nonfinite_output"] == "blocks.1.ffn.up"

@@ -1,0 +1,114 @@
+"""Compare finished LaCT training runs (e.g. model.mixer=lact against model.mixer=attention):
+dev CER/WER of each run's best checkpoint (RUN/best, what `train` returns), greedy and beam,
+plus training-curve PNGs.
+
+    python -m tiny_audio.lact.ablation RUN_DIR RUN_DIR --dev dev.jsonl --out results/
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tiny_audio.lact.train import METRICS
+
+
+def read_metrics(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run / METRICS).read_text().splitlines() if line.strip()]
+
+
+def score_run(run: Path, dev: Path, num_beams: int, batch_size: int) -> dict[str, Any]:
+    import jiwer
+
+    from tiny_audio.lact.model import LaCTForCTC
+
+    checkpoint = run / "best"
+    model = LaCTForCTC.from_pretrained(checkpoint)
+    rows = [json.loads(line) for line in dev.read_text().splitlines() if line.strip()]
+    audio = [str(dev.parent / row["audio"]) for row in rows]
+    references = [model.tokenizer.normalize(row["text"]) for row in rows]
+    metrics = read_metrics(run)
+    best_step = min((row for row in metrics if "cer" in row), key=lambda row: row["cer"])["step"]
+    result: dict[str, Any] = {
+        "run": str(run),
+        "checkpoint": str(checkpoint),
+        "best_step": best_step,
+        "mixer": model.config.mixer,
+        "parameters": model.num_parameters(),
+        "steps": max(row["step"] for row in metrics),
+        "train_seconds": max((row.get("elapsed_s", 0.0) for row in metrics), default=0.0),
+        "dev_utterances": len(rows),
+    }
+    for beams in sorted({1, num_beams}):
+        hypotheses = model.transcribe(audio, num_beams=beams, batch_size=batch_size)
+        result[f"beam{beams}"] = {
+            "cer": float(jiwer.cer(references, hypotheses)),
+            "wer": float(jiwer.wer(references, hypotheses)),
+            "examples": [
+                {"ref": r, "hyp": h} for r, h in list(zip(references, hypotheses, strict=True))[:3]
+            ],
+        }
+    return result
+
+
+def plot_curves(runs: list[Path], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (loss_axis, cer_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    for run in runs:
+        metrics = read_metrics(run)
+        label = json.loads((run / "best" / "config.json").read_text())["mixer"]
+        train = [row for row in metrics if "loss" in row]
+        dev = [row for row in metrics if "cer" in row]
+        loss_axis.plot([r["step"] for r in train], [r["loss"] for r in train], label=label)
+        cer_axis.plot([r["step"] for r in dev], [r["cer"] for r in dev], marker="o", label=label)
+    loss_axis.set(xlabel="step", ylabel="train CTC loss", yscale="log", title="training loss")
+    cer_axis.set(xlabel="step", ylabel="dev CER (greedy)", title="validation CER", ylim=(0, None))
+    for axis in (loss_axis, cer_axis):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(png, dpi=120)
+
+
+@click.command()
+@click.argument(
+    "runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+@click.option(
+    "--dev",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Dev manifest (JSONL).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write lact_ablation.json and lact_ablation_curves.png.",
+)
+@click.option("--num-beams", default=4, show_default=True)
+@click.option("--batch-size", default=16, show_default=True)
+def main(runs: tuple[Path, ...], dev: Path, out: Path, num_beams: int, batch_size: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    results = [score_run(run, dev, num_beams, batch_size) for run in runs]
+    (out / "lact_ablation.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot_curves(list(runs), out / "lact_ablation_curves.png")
+    for result in results:
+        scores = "  ".join(
+            f"beam{b}: CER {result[f'beam{b}']['cer']:.3f} WER {result[f'beam{b}']['wer']:.3f}"
+            for b in sorted({1, num_beams})
+        )
+        click.echo(
+            f"{result['mixer']:>9} ({result['parameters']:,} params, {result['steps']} steps, {result['train_seconds'] / 60:.1f} min): {scores}"
+        )
+
+
+if __name__ == "__main__":
+    main()

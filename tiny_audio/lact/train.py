@@ -1,0 +1,411 @@
+"""Training the LaCT CTC model: speech sources -> log-mel batches -> CTC loss -> checkpoints.
+
+`ta train +experiments=lact_tiny` composes configs/config.yaml with a lact_* preset and calls
+`train(cfg)` here (model.family == "lact"). `model.*` are LaCTConfig fields; `training.*` are
+TrainingArgs fields (names shared with the tiny-audio trainer where they mean the same thing);
+`data.train` / `data.dev` name sources for tiny_audio.data.sources.load_source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from tiny_audio.errors import UserError
+from tiny_audio.lact.config import LaCTConfig
+from tiny_audio.lact.model import LaCTForCTC, LogMel
+from tiny_audio.lact.tokenizer import CharTokenizer
+
+TRAINER_STATE = "trainer_state.pt"
+METRICS = "metrics.jsonl"
+
+
+@dataclass
+class TrainingArgs:
+    output_dir: str = "outputs/lact"
+    max_steps: int = 100_000
+    max_minutes: float | None = None  # wall-clock budget: stop at whichever limit comes first
+    per_device_train_batch_size: int = 12
+    gradient_accumulation_steps: int = 2
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 2000
+    max_grad_norm: float = 1.0
+    max_nonfinite_steps: int = 20  # give up after this many skipped steps in a row
+    bf16: bool | str = (
+        False  # True: bf16 autocast; "auto": where CUDA supports it. Fast weights stay fp32
+    )
+    logging_steps: int = 50
+    sample_steps: int = 500
+    eval_steps: int = 1000
+    save_steps: int = 5000
+    num_workers: int = 0
+    resume_from_checkpoint: str | None = None  # a checkpoint directory, or "latest" in output_dir
+    device: str = "auto"
+    num_threads: int | None = None
+
+
+@dataclass
+class DataArgs:
+    train: list[dict[str, Any]] = dataclasses.field(
+        default_factory=list
+    )  # [{source, max_samples?}]
+    dev: dict[str, Any] = dataclasses.field(default_factory=dict)  # {source, max_samples?}
+    min_duration_s: float = 0.3
+    max_duration_s: float = 20.0
+
+
+def _pick(cls: type, section: Any) -> Any:
+    """Build a dataclass from a config section, ignoring keys other model families use."""
+    values = OmegaConf.to_container(section, resolve=True) if section is not None else {}
+    assert isinstance(values, dict)
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{key: value for key, value in values.items() if key in names})
+
+
+# --- Data -----------------------------------------------------------------------------------
+
+
+class SpeechDataset(Dataset):
+    """Utterances of one or more named sources (manifests, folders, `synth`, Hub names). Items
+    outside the duration range or with no text left after normalising are left out at load
+    time; an item whose audio cannot be read is reported and dropped from its batch."""
+
+    def __init__(
+        self, sources: list[dict[str, Any]], split: str, tokenizer: CharTokenizer, data: DataArgs
+    ) -> None:
+        from tiny_audio.data.sources import load_source
+
+        self.items: list[tuple[Any, str]] = []
+        for entry in sources:
+            for utterance in load_source(entry["source"], split, entry.get("max_samples")):
+                text = tokenizer.normalize(utterance.text)
+                duration = utterance.duration
+                if text and (
+                    duration is None or data.min_duration_s <= duration <= data.max_duration_s
+                ):
+                    self.items.append((utterance.audio, text))
+        if not self.items:
+            names = ", ".join(str(entry["source"]) for entry in sources)
+            raise UserError(f"no usable {split} utterances in {names or 'data (none named)'}")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        from tiny_audio.audio import AudioError, load_audio
+
+        audio, text = self.items[index]
+        try:
+            return {"audio": load_audio(audio), "text": text}
+        except AudioError as error:
+            tqdm.write(f"skipping item {index}: {error}")
+            return None
+
+
+class CTCCollator:
+    """Waveforms -> zero-padded log-mels and concatenated CTC label ids."""
+
+    def __init__(self, tokenizer: CharTokenizer, num_mel_bins: int) -> None:
+        self.tokenizer = tokenizer
+        self.log_mel = LogMel(num_mel_bins)
+
+    def __call__(self, items: list[dict[str, Any] | None]) -> dict[str, Any]:
+        usable = [item for item in items if item is not None]
+        if not usable:
+            return {"texts": []}
+        with torch.no_grad():
+            mels = [self.log_mel(torch.from_numpy(item["audio"])) for item in usable]
+        labels = [torch.tensor(self.tokenizer.encode(item["text"])) for item in usable]
+        return {
+            "input_features": torch.nn.utils.rnn.pad_sequence(mels, batch_first=True),
+            "feature_lengths": torch.tensor([len(m) for m in mels]),
+            "labels": torch.cat(labels),
+            "label_lengths": torch.tensor([len(label) for label in labels]),
+            "texts": [item["text"] for item in usable],
+        }
+
+
+def batch_stream(
+    dataset: Dataset, collator: CTCCollator, args: TrainingArgs, seed: int, samples_seen: int
+) -> Any:
+    """Endless batches; epoch e is shuffled with seed + e, so a resumed run picks up where the
+    saved one stopped after `samples_seen` samples."""
+    size = len(dataset)  # type: ignore[arg-type]
+    epoch, offset = divmod(samples_seen, size)
+    while True:
+        generator = torch.Generator().manual_seed(seed + epoch)
+        order = torch.randperm(size, generator=generator).tolist()[offset:]
+        batches = [
+            order[i : i + args.per_device_train_batch_size]
+            for i in range(0, len(order), args.per_device_train_batch_size)
+        ]
+        loader = DataLoader(
+            dataset, batch_sampler=batches, collate_fn=collator, num_workers=args.num_workers
+        )
+        for batch in loader:
+            if batch["texts"]:
+                yield batch
+        epoch, offset = epoch + 1, 0
+
+
+# --- Loss, evaluation, NaN guard ------------------------------------------------------------
+
+
+def ctc_loss(logits: Tensor, lengths: Tensor, batch: dict[str, Any], blank: int) -> Tensor:
+    log_probs = logits.float().log_softmax(-1).transpose(0, 1)
+    return F.ctc_loss(
+        log_probs, batch["labels"], lengths, batch["label_lengths"], blank=blank, zero_infinity=True
+    )
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {
+        key: value.to(device) if isinstance(value, Tensor) else value
+        for key, value in batch.items()
+    }
+
+
+@torch.no_grad()
+def evaluate(
+    model: LaCTForCTC, dataset: SpeechDataset, collator: CTCCollator, batch_size: int
+) -> dict[str, float]:
+    """Validation loss, CER and WER (greedy decoding) on the whole dev set."""
+    import jiwer
+
+    model.eval()
+    device = model.ctc_head.weight.device
+    count = len(dataset)
+    references: list[str] = []
+    hypotheses: list[str] = []
+    losses: list[float] = []
+    for start in range(0, count, batch_size):
+        batch = collator([dataset[i] for i in range(start, min(start + batch_size, count))])
+        if not batch["texts"]:
+            continue
+        batch = to_device(batch, device)
+        logits, lengths = model(batch["input_features"], batch["feature_lengths"])
+        losses.append(ctc_loss(logits, lengths, batch, model.tokenizer.blank_id).item())
+        references.extend(batch["texts"])
+        hypotheses.extend(model.decode(logits, lengths))
+    model.train()
+    return {
+        "val_loss": sum(losses) / max(len(losses), 1),
+        "cer": float(jiwer.cer(references, hypotheses)),
+        "wer": float(jiwer.wer(references, hypotheses)),
+    }
+
+
+def report_nonfinite(model: LaCTForCTC, batch: dict[str, Any]) -> str:
+    """Which module first produced non-finite values on this batch, and which gradients are."""
+    from tiny_audio.lact.debug import first_nonfinite_module, nonfinite_gradients
+
+    module = first_nonfinite_module(model, batch["input_features"], batch["feature_lengths"])
+    gradients = nonfinite_gradients(model)
+    shown = ", ".join(gradients[:5]) + (
+        f" (+{len(gradients) - 5} more)" if len(gradients) > 5 else ""
+    )
+    return f"first non-finite output: {module or 'none'}; non-finite gradients: {shown or 'none'}"
+
+
+# --- Checkpoints ----------------------------------------------------------------------------
+
+
+def save_checkpoint(
+    directory: Path,
+    model: LaCTForCTC,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    state: dict,
+) -> None:
+    model.save_pretrained(directory)
+    trainer_state = {
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": torch.get_rng_state(),
+        **state,
+    }
+    torch.save(trainer_state, directory / TRAINER_STATE)
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    found = [path for path in output_dir.glob("checkpoint-*") if (path / TRAINER_STATE).is_file()]
+    return max(found, key=lambda path: int(path.name.split("-")[1]), default=None)
+
+
+def resume(
+    source: str,
+    output_dir: Path,
+    model: LaCTForCTC,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    directory = latest_checkpoint(output_dir) if source == "latest" else Path(source)
+    if directory is None:
+        return {}
+    if not (directory / TRAINER_STATE).is_file():
+        raise UserError(f"{directory}: no {TRAINER_STATE} to resume from")
+    model.load_state_dict(load_file(str(directory / "model.safetensors")))
+    saved = torch.load(directory / TRAINER_STATE, weights_only=True)
+    optimizer.load_state_dict(saved.pop("optimizer"))
+    scheduler.load_state_dict(saved.pop("scheduler"))
+    torch.set_rng_state(saved.pop("rng"))
+    tqdm.write(f"resumed from {directory} at step {saved['step']}")
+    return saved
+
+
+def warmup_cosine(warmup_steps: int, max_steps: int) -> Any:
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, max_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+# --- The loop -------------------------------------------------------------------------------
+
+
+def train(cfg: DictConfig) -> Path:
+    """Train (or resume) a LaCT model; returns the directory of the best checkpoint."""
+    args: TrainingArgs = _pick(TrainingArgs, cfg.get("training"))
+    data: DataArgs = _pick(DataArgs, cfg.get("data"))
+    if not data.train or not data.dev:
+        raise UserError("LaCT training needs data.train (a list of {source: ...}) and data.dev")
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    seed = int(cfg.get("seed", 0))
+    torch.manual_seed(seed)
+    cuda = torch.cuda.is_available()
+    device = torch.device(("cuda" if cuda else "cpu") if args.device == "auto" else args.device)
+    bf16 = cuda and torch.cuda.is_bf16_supported() if args.bf16 == "auto" else bool(args.bf16)
+    output_dir = Path(args.output_dir).expanduser()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, output_dir / "training_config.yaml")
+
+    tokenizer = CharTokenizer()
+    config = dataclasses.replace(_pick(LaCTConfig, cfg.model), vocab_size=len(tokenizer))
+    model = LaCTForCTC(config, tokenizer).to(device)
+    tqdm.write(f"LaCT model ({config.mixer} mixer): {model.num_parameters():,} parameters")
+
+    train_set = SpeechDataset(list(data.train), "train", tokenizer, data)
+    val_set = SpeechDataset([data.dev], "dev", tokenizer, data)
+    collator = CTCCollator(tokenizer, config.num_mel_bins)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(args.warmup_steps, args.max_steps)
+    )
+    state: dict[str, Any] = {"step": 0, "samples_seen": 0, "best_cer": math.inf, "skipped_steps": 0}
+    if args.resume_from_checkpoint:
+        state.update(resume(args.resume_from_checkpoint, output_dir, model, optimizer, scheduler))
+
+    stream = batch_stream(train_set, collator, args, seed, state["samples_seen"])
+    metrics_file = (output_dir / METRICS).open("a")
+
+    def log(record: dict[str, Any]) -> None:
+        metrics_file.write(json.dumps({"step": state["step"], **record}) + "\n")
+        metrics_file.flush()
+
+    def checkpoint(name: str) -> None:
+        save_checkpoint(output_dir / name, model, optimizer, scheduler, state)
+
+    def validate() -> None:
+        result = evaluate(model, val_set, collator, args.per_device_train_batch_size)
+        log(result)
+        tqdm.write(
+            f"step {state['step']}: val_loss {result['val_loss']:.3f} CER {result['cer']:.3f} WER {result['wer']:.3f}"
+        )
+        if result["cer"] < state["best_cer"]:
+            state["best_cer"] = result["cer"]
+            model.save_pretrained(output_dir / "best")
+
+    def sample_prediction() -> None:
+        item = val_set[0]
+        if item is not None:
+            predicted = model.transcribe([item["audio"]])[0]
+            tqdm.write(
+                f"Sample Prediction (step {state['step']})\n  True: {item['text']}\n  Pred: {predicted}"
+            )
+
+    model.train()
+    started = time.monotonic()
+    skipped_in_a_row = 0
+    progress = tqdm(total=args.max_steps, initial=state["step"], desc="lact", mininterval=10)
+    while state["step"] < args.max_steps:
+        if args.max_minutes is not None and time.monotonic() - started > 60 * args.max_minutes:
+            tqdm.write(f"time budget of {args.max_minutes} min reached at step {state['step']}")
+            break
+        optimizer.zero_grad(set_to_none=True)
+        step_loss = 0.0
+        for _ in range(args.gradient_accumulation_steps):
+            batch = to_device(next(stream), device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits, lengths = model(batch["input_features"], batch["feature_lengths"])
+            loss = (
+                ctc_loss(logits, lengths, batch, tokenizer.blank_id)
+                / args.gradient_accumulation_steps
+            )
+            loss.backward()
+            step_loss += loss.item()
+            state["samples_seen"] += len(batch["texts"])
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        if not (math.isfinite(step_loss) and torch.isfinite(grad_norm)):
+            # NaN guard: skip the update, say where the non-finite values come from.
+            state["skipped_steps"] += 1
+            skipped_in_a_row += 1
+            where = report_nonfinite(model, batch)
+            tqdm.write(f"step {state['step']}: non-finite loss or gradients, step skipped; {where}")
+            log({"skipped": True, "where": where})
+            if skipped_in_a_row >= args.max_nonfinite_steps:
+                raise UserError(
+                    f"{skipped_in_a_row} non-finite steps in a row; run `ta debug nan` on a checkpoint"
+                )
+            continue
+        skipped_in_a_row = 0
+        optimizer.step()
+        scheduler.step()
+        state["step"] += 1
+        progress.update(1)
+        step = state["step"]
+        if step % args.logging_steps == 0:
+            elapsed = time.monotonic() - started
+            log(
+                {
+                    "loss": step_loss,
+                    "lr": scheduler.get_last_lr()[0],
+                    "grad_norm": float(grad_norm),
+                    "elapsed_s": elapsed,
+                }
+            )
+            progress.set_postfix(loss=f"{step_loss:.3f}")
+        if step % args.sample_steps == 0:
+            sample_prediction()
+        if step % args.eval_steps == 0:
+            validate()
+        if step % args.save_steps == 0:
+            checkpoint(f"checkpoint-{step}")
+    progress.close()
+    if state["step"] % args.eval_steps:
+        validate()
+    checkpoint(f"checkpoint-{state['step']}")
+    metrics_file.close()
+    best = output_dir / "best"
+    tqdm.write(f"best CER {state['best_cer']:.3f}: {best}")
+    return best
