@@ -102,7 +102,8 @@ def test_tiny_training_reduces_loss_and_writes_checkpoints(
         "config.json",
         "model.safetensors",
         "vocab.json",
-        "trainer_state.pt",
+        "training_state.pt",
+        "metrics.json",
     }
     best = straight_run / "best"
     assert json.loads((best / "config.json").read_text())["model_type"] == "lact_asr"

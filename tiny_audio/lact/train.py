@@ -27,8 +27,9 @@ from tiny_audio.errors import UserError
 from tiny_audio.lact.config import LaCTConfig
 from tiny_audio.lact.model import LaCTForCTC, LogMel
 from tiny_audio.lact.tokenizer import CharTokenizer
+from tiny_audio.train import checkpoint as ckpt
+from tiny_audio.train.trainer import lr_lambda
 
-TRAINER_STATE = "trainer_state.pt"
 METRICS = "metrics.jsonl"
 
 
@@ -51,6 +52,7 @@ class TrainingArgs:
     sample_steps: int = 500
     eval_steps: int = 1000
     save_steps: int = 5000
+    save_total_limit: int = 3  # newest checkpoints kept; the best model is kept apart in best/
     num_workers: int = 0
     resume_from_checkpoint: str | None = None  # a checkpoint directory, or "latest" in output_dir
     device: str = "auto"
@@ -220,29 +222,7 @@ def report_nonfinite(model: LaCTForCTC, batch: dict[str, Any]) -> str:
     return f"first non-finite output: {module or 'none'}; non-finite gradients: {shown or 'none'}"
 
 
-# --- Checkpoints ----------------------------------------------------------------------------
-
-
-def save_checkpoint(
-    directory: Path,
-    model: LaCTForCTC,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    state: dict,
-) -> None:
-    model.save_pretrained(directory)
-    trainer_state = {
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "rng": torch.get_rng_state(),
-        **state,
-    }
-    torch.save(trainer_state, directory / TRAINER_STATE)
-
-
-def latest_checkpoint(output_dir: Path) -> Path | None:
-    found = [path for path in output_dir.glob("checkpoint-*") if (path / TRAINER_STATE).is_file()]
-    return max(found, key=lambda path: int(path.name.split("-")[1]), default=None)
+# --- Checkpoints (the shared, atomic format of tiny_audio.train.checkpoint) -------------------
 
 
 def resume(
@@ -254,28 +234,18 @@ def resume(
 ) -> dict[str, Any]:
     from safetensors.torch import load_file
 
-    directory = latest_checkpoint(output_dir) if source == "latest" else Path(source)
+    directory = ckpt.latest_checkpoint(output_dir) if source == "latest" else Path(source)
     if directory is None:
         return {}
-    if not (directory / TRAINER_STATE).is_file():
-        raise UserError(f"{directory}: no {TRAINER_STATE} to resume from")
+    if not (directory / ckpt.STATE_NAME).is_file():
+        raise UserError(f"{directory}: not a complete checkpoint to resume from")
     model.load_state_dict(load_file(str(directory / "model.safetensors")))
-    saved = torch.load(directory / TRAINER_STATE, weights_only=True)
+    saved = ckpt.load_training_state(directory)
     optimizer.load_state_dict(saved.pop("optimizer"))
     scheduler.load_state_dict(saved.pop("scheduler"))
-    torch.set_rng_state(saved.pop("rng"))
+    ckpt.set_rng_state(saved.pop("rng"))
     tqdm.write(f"resumed from {directory} at step {saved['step']}")
     return saved
-
-
-def warmup_cosine(warmup_steps: int, max_steps: int) -> Any:
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, max_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-    return factor
 
 
 # --- The loop -------------------------------------------------------------------------------
@@ -310,7 +280,7 @@ def train(cfg: DictConfig) -> Path:
         model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(args.warmup_steps, args.max_steps)
+        optimizer, lr_lambda(args.warmup_steps, args.max_steps, "cosine")
     )
     state: dict[str, Any] = {"step": 0, "samples_seen": 0, "best_cer": math.inf, "skipped_steps": 0}
     if args.resume_from_checkpoint:
@@ -323,8 +293,14 @@ def train(cfg: DictConfig) -> Path:
         metrics_file.write(json.dumps({"step": state["step"], **record}) + "\n")
         metrics_file.flush()
 
-    def checkpoint(name: str) -> None:
-        save_checkpoint(output_dir / name, model, optimizer, scheduler, state)
+    def checkpoint() -> None:
+        training_state = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            **state,
+        }
+        ckpt.save_checkpoint(output_dir, state["step"], model.save_pretrained, training_state, {})
+        ckpt.prune(output_dir, args.save_total_limit, keep=None)
 
     def validate() -> None:
         result = evaluate(model, val_set, collator, args.per_device_train_batch_size)
@@ -400,11 +376,11 @@ def train(cfg: DictConfig) -> Path:
         if step % args.eval_steps == 0:
             validate()
         if step % args.save_steps == 0:
-            checkpoint(f"checkpoint-{step}")
+            checkpoint()
     progress.close()
     if state["step"] % args.eval_steps:
         validate()
-    checkpoint(f"checkpoint-{state['step']}")
+    checkpoint()
     metrics_file.close()
     best = output_dir / "best"
     tqdm.write(f"best CER {state['best_cer']:.3f}: {best}")
