@@ -465,8 +465,8 @@ class ASRModel(PreTrainedModel):
 
             directory = Path(snapshot_download(str(pretrained_model_name_or_path)))
         config = config if isinstance(config, ASRConfig) else ASRConfig.from_pretrained(directory)
-        # Sub-parts load by their own classes: the directory's config.json is remote code.
-        tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
+        # Given the config, the tokenizer need not read config.json (remote code) itself.
+        tokenizer = AutoTokenizer.from_pretrained(directory, config=config)
         processor = ASRProcessor(load_feature_extractor(str(directory)), tokenizer)
         model = cls(config, processor=processor)
         weights = load_file(str(directory / WEIGHTS_NAME))
