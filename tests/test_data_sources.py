@@ -167,8 +167,6 @@ def test_hub_name_offline_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_named_real_and_synth_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TINY_AUDIO_HOME", str(tmp_path))
-    with pytest.raises(UserError, match="ta data real"):
-        list(load_source("real"))
     with pytest.raises(UserError, match="ta data synth"):
         list(load_source("synth", split="dev"))
     real = tmp_path / "data" / "real"

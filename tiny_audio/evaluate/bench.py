@@ -162,7 +162,7 @@ def run_bench(
         progress(f"measuring {name} on {len(clips)} clips")
         systems.append(_in_fresh_process(measure_system, name, clips, settings))
     extra = {}
-    for figure, target in MODEL_FIGURES.items():
+    for figure, target in MODEL_FIGURES.items() if is_tiny_audio_model(model) else ():
         progress(f"measuring {figure} of {model}")
         extra[figure] = _in_fresh_process(run_model_figure, target, model)
     ours, theirs = systems
@@ -177,6 +177,17 @@ def run_bench(
         },
         "model_figures": extra,
     }
+
+
+def is_tiny_audio_model(name: str) -> bool:
+    """Model figures (training throughput) apply to tiny-audio models, not to peers."""
+    from tiny_audio.recognizer import PEERS
+    from tiny_audio.zoo import resolve
+
+    if name.partition(":")[0] in PEERS:
+        return False
+    config = resolve(name) / "config.json"
+    return config.is_file() and json.loads(config.read_text()).get("model_type") == "tiny_audio"
 
 
 def markdown_block(result: dict[str, Any], command: str, machine: str, note: str = "") -> str:

@@ -267,8 +267,10 @@ def train(cfg: DictConfig) -> Path:
                 "audio_seconds_per_second": window["audio_seconds"] / elapsed,
                 "tokens_per_second": window["tokens"] / elapsed,
             }
-            if "aux_loss" in output:
-                logs["aux_loss"] = float(output["aux_loss"])
+            if "aux_loss" in output:  # mixture-of-experts projectors: the router's own losses too
+                logs["aux_loss"] = float(output["aux_loss"].detach())
+                routing = getattr(unwrapped.projector, "last_routing", None) or {}
+                logs.update({f"router_{k}": float(v) for k, v in routing.items() if k.endswith("_loss")})
             accelerator.log(logs, step=done)
             progress.set_postfix(
                 loss=f"{logs['loss']:.3f}",

@@ -19,6 +19,7 @@ def models() -> None:
 def list_models() -> None:
     """Zoo models and whether they are in the cache."""
     table = Table("name", "role", "parameters", "license", "cached", "default")
+    table.columns[0].no_wrap = True  # names are what users copy
     for name, model in ZOO.items():
         cached = f"{folder_bytes(model_dir(name)) / 1e6:.0f} MB" if is_cached(name) else "no"
         default = "yes" if model.default else ""

@@ -104,9 +104,9 @@ ZOO: dict[str, ZooModel] = {
     )
 }
 
-# Models shipped inside the package: name -> folder. The trained tiny-audio model registers
-# here, e.g. "default": Path(__file__).parent / "default".
-BUNDLED: dict[str, Path] = {}
+# Models shipped inside the package: name -> folder. `default` is the trained tiny-audio model
+# (configs/experiments/offline.yaml); its card is default/README.md.
+BUNDLED: dict[str, Path] = {"default": Path(__file__).parent / "default"}
 
 console = Console(stderr=True, highlight=False)
 
