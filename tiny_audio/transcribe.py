@@ -73,7 +73,7 @@ def transcribe_files(
     return results, failures
 
 
-def _stderr_console():  # type: ignore[no-untyped-def]
+def _stderr_console() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)

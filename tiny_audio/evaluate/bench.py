@@ -218,7 +218,10 @@ def markdown_block(result: dict[str, Any], command: str, machine: str, note: str
         f"{ratio['rtfx_batch1']:.2f}x at batch 1, {ratio['rtfx_batched']:.2f}x at batch {batch}.",
     ]
     for figure, values in result["model_figures"].items():
-        shown = (f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}" for key, value in values.items())
+        shown = (
+            f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
+            for key, value in values.items()
+        )
         lines.append(f"{figure}: " + ", ".join(shown))
     return "\n".join(lines) + "\n"
 

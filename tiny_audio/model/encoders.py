@@ -7,6 +7,8 @@ HuBERT, wav2vec2 and their kin take the raw waveform.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,6 +23,7 @@ def length_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
 class AudioEncoder(nn.Module):
     """Base: a frozen pretrained encoder. `hidden_size` is its output width."""
 
+    encoder: Any  # the Hugging Face model (or its LoRA wrapper)
     hidden_size: int
     frames_per_second: float
 
@@ -124,5 +127,5 @@ def load_encoder(path: str) -> AudioEncoder:
     return encoder.eval()
 
 
-def load_feature_extractor(path: str):  # type: ignore[no-untyped-def]
+def load_feature_extractor(path: str) -> Any:
     return AutoFeatureExtractor.from_pretrained(path)

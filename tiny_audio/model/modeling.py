@@ -34,7 +34,7 @@ from .projectors import build_projector
 try:  # Inside tiny-audio, parts resolve through its offline zoo.
     from tiny_audio.zoo import resolve as zoo_resolve
 except ImportError:  # Loaded as Hub remote code without tiny-audio installed.
-    zoo_resolve = None
+    zoo_resolve = None  # type: ignore[assignment]
 
 logger = logging.getLogger("tiny_audio")
 
@@ -113,6 +113,8 @@ class RepetitionGuard(StoppingCriteria):
 class ASRModel(PreTrainedModel):
     config_class = ASRConfig
     base_model_prefix = "tiny_audio"
+    name = "tiny-audio"  # the Recognizer name; from_pretrained sets the path it loaded
+    decoder: Any  # a causal LM, or its peft wrapper once LoRA is added
     main_input_name = "input_features"
 
     def __init__(self, config: ASRConfig, processor: ASRProcessor | None = None) -> None:
@@ -286,7 +288,7 @@ class ASRModel(PreTrainedModel):
         embeds = self.decoder.get_input_embeddings()(text_ids)
         return embeds.masked_scatter(is_audio[..., None], audio_embeds[audio_mask].to(embeds.dtype))
 
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
@@ -325,7 +327,7 @@ class ASRModel(PreTrainedModel):
     # ---- generation -----------------------------------------------------------------------
 
     @torch.no_grad()
-    def generate(  # type: ignore[override]
+    def generate(
         self,
         input_features: torch.Tensor,
         feature_lengths: torch.Tensor,
@@ -349,7 +351,7 @@ class ASRModel(PreTrainedModel):
             seconds = float(feature_lengths.max()) / self.feature_rate
             max_new_tokens = min(448, math.ceil(6 * seconds) + 16)
         guard = RepetitionGuard()
-        sampling = {"temperature": temperature, "top_p": top_p} if do_sample else {}
+        sampling: dict[str, Any] = {"temperature": temperature, "top_p": top_p} if do_sample else {}
         output = self.decoder.generate(
             inputs_embeds=self.splice(input_ids, audio_embeds, audio_mask),
             attention_mask=attention_mask,

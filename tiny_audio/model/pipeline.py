@@ -14,12 +14,12 @@ except ImportError:  # a saved model directory carries its own copy
 
 class ASRPipeline(Pipeline):
     # The model carries its own processor and tokenizer.
-    _load_processor = False
-    _load_tokenizer = False
-    _load_feature_extractor = False
-    _load_image_processor = False
+    _load_processor = False  # type: ignore[assignment]
+    _load_tokenizer = False  # type: ignore[assignment]
+    _load_feature_extractor = False  # type: ignore[assignment]
+    _load_image_processor = False  # type: ignore[assignment]
 
-    def _sanitize_parameters(  # type: ignore[override]
+    def _sanitize_parameters(
         self,
         chunk_length_s: float | None = None,
         stride_length_s: float | tuple[float, float] | None = None,
@@ -38,14 +38,13 @@ class ASRPipeline(Pipeline):
         return {"waveform": load_audio(inputs)}
 
     def _forward(self, model_inputs: dict[str, Any], **options: Any) -> dict[str, Any]:  # type: ignore[override]
-        segments = self.model.transcribe_segments(
-            [model_inputs["waveform"]], batch_size=1, **options
-        )[0]
+        model: Any = self.model
+        segments = model.transcribe_segments([model_inputs["waveform"]], batch_size=1, **options)[0]
         return {"segments": segments}
 
-    def postprocess(
+    def postprocess(  # type: ignore[override]
         self, model_outputs: dict[str, Any], return_timestamps: bool = False
-    ) -> dict[str, Any]:  # type: ignore[override]
+    ) -> dict[str, Any]:
         segments = model_outputs["segments"]
         result: dict[str, Any] = {"text": " ".join(s.text for s in segments if s.text)}
         if return_timestamps:

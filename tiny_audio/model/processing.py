@@ -43,7 +43,7 @@ class ASRProcessor(ProcessorMixin):
         )
         return batch, lengths
 
-    def __call__(  # type: ignore[override]
+    def __call__(
         self, audio: list[np.ndarray] | np.ndarray, **kwargs: Any
     ) -> dict[str, torch.Tensor]:
         waveforms = [audio] if isinstance(audio, np.ndarray) and audio.ndim == 1 else list(audio)

@@ -22,7 +22,7 @@ CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 
 
 def rng_state() -> dict[str, Any]:
-    numpy_state = np.random.get_state()
+    numpy_state: Any = np.random.get_state()
     return {
         "python": random.getstate(),
         "numpy": [

@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +38,9 @@ MODEL_KEYS_NOT_IN_CONFIG = ("family", "init_from")
 def build_model(model_cfg: DictConfig) -> Any:
     from tiny_audio.model import ASRConfig, ASRModel
 
-    fields = {
-        k: v
-        for k, v in OmegaConf.to_container(model_cfg, resolve=True).items()
-        if k not in MODEL_KEYS_NOT_IN_CONFIG
-    }  # type: ignore[union-attr]
+    container = OmegaConf.to_container(model_cfg, resolve=True)
+    assert isinstance(container, dict)
+    fields = {str(k): v for k, v in container.items() if k not in MODEL_KEYS_NOT_IN_CONFIG}
     model = ASRModel(ASRConfig(**fields))
     if model_cfg.get("init_from"):
         load_trained_weights(model, Path(model_cfg.init_from))
@@ -98,7 +97,7 @@ SCHEDULES = {
 }
 
 
-def lr_lambda(warmup: int, total: int, schedule: str):  # type: ignore[no-untyped-def]
+def lr_lambda(warmup: int, total: int, schedule: str) -> Callable[[int], float]:
     decay = SCHEDULES[schedule]
 
     def factor(step: int) -> float:
@@ -270,7 +269,9 @@ def train(cfg: DictConfig) -> Path:
             if "aux_loss" in output:  # mixture-of-experts projectors: the router's own losses too
                 logs["aux_loss"] = float(output["aux_loss"].detach())
                 routing = getattr(unwrapped.projector, "last_routing", None) or {}
-                logs.update({f"router_{k}": float(v) for k, v in routing.items() if k.endswith("_loss")})
+                logs.update(
+                    {f"router_{k}": float(v) for k, v in routing.items() if k.endswith("_loss")}
+                )
             accelerator.log(logs, step=done)
             progress.set_postfix(
                 loss=f"{logs['loss']:.3f}",
