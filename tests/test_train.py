@@ -35,23 +35,25 @@ def tiny_overrides(
     return overrides + [f"training.{key}={value}" for key, value in training.items()]
 
 
+# The same training command under each multi-process launcher, two CPU processes (gloo).
+LAUNCHERS = {
+    "torchrun": ["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533"],
+    "accelerate": [
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(REPO / "configs/accelerate/cpu2.yaml"),
+        "--main_process_port=29534",
+    ],
+}
+
+
 def run_train(
-    overrides: list[str], tmp_home: Path, nproc: int = 1, **popen: object
+    overrides: list[str], tmp_home: Path, launcher: str | None = None, **popen: object
 ) -> subprocess.Popen:
     env = dict(os.environ, TINY_AUDIO_HOME=str(tmp_home), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    if nproc == 1:
-        command = [sys.executable, "-m", "tiny_audio.train", *overrides]
-    else:
-        command = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            f"--nproc_per_node={nproc}",
-            "--master_port=29533",
-            "-m",
-            "tiny_audio.train",
-            *overrides,
-        ]
+    launch = LAUNCHERS[launcher] if launcher else []
+    command = [sys.executable, *launch, "-m", "tiny_audio.train", *overrides]
     return subprocess.Popen(
         command,
         env=env,
@@ -147,19 +149,20 @@ def test_kill_during_save_leaves_previous_checkpoint(tmp_path: Path) -> None:
     assert not (tmp_path / "checkpoint-4.tmp").exists()
 
 
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_two_process_ddp_trains_and_checkpoints(
-    tiny_parts: dict[str, str], tone_corpus: Path, tmp_path: Path
+    tiny_parts: dict[str, str], tone_corpus: Path, tmp_path: Path, launcher: str
 ) -> None:
     output = tmp_path / "ddp"
     process = run_train(
         tiny_overrides(tiny_parts, tone_corpus, output, max_steps=4, save_steps=2, eval_steps=4),
         tmp_path,
-        nproc=2,
+        launcher,
     )
     log, _ = process.communicate(timeout=900)
     assert process.returncode == 0, log
     assert [p.name for p in ckpt.checkpoints(output)] == ["checkpoint-2", "checkpoint-4"]
-    assert "dev WER" in log
+    assert "2 process(es)" in log and "dev WER" in log, log[-3000:]
 
 
 def test_stage_two_starts_from_stage_one(

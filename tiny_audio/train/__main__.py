@@ -1,3 +1,7 @@
-from tiny_audio.train.main import train_command
+"""`python -m tiny_audio.train OVERRIDES` is `ta train OVERRIDES` (for torchrun and accelerate launch)."""
 
-train_command()
+import sys
+
+from tiny_audio.cli import cli
+
+cli(["train", *sys.argv[1:]])

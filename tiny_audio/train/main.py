@@ -57,6 +57,6 @@ def run(overrides: list[str]) -> Path:
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
 def train_command(overrides: tuple[str, ...]) -> None:
     """Train a model: Hydra OVERRIDES such as +experiments=mlp training.max_steps=1000."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
     best = run(list(overrides))
     click.echo(f"best checkpoint: {best}")

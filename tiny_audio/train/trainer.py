@@ -142,7 +142,10 @@ def train(cfg: DictConfig) -> Path:
     output_dir = Path(t.output_dir)
     trackers = [t.report_to] + (["wandb"] if os.environ.get("WANDB_API_KEY") else [])
     accelerator = Accelerator(
-        mixed_precision="bf16" if bf16 else "no", log_with=trackers, project_dir=str(output_dir)
+        mixed_precision="bf16" if bf16 else "no",
+        log_with=trackers,
+        project_dir=str(output_dir),
+        cpu=not torch.cuda.is_available(),  # lets torchrun on CPUs form a gloo process group
     )
     set_seed(cfg.seed)
     main = accelerator.is_main_process
@@ -222,11 +225,12 @@ def train(cfg: DictConfig) -> Path:
         OmegaConf.save(cfg, output_dir / "config.yaml")
         accelerator.init_trackers(cfg.experiment, config=flat_config(cfg))
         logger.info(
-            "training %s: %d examples, %s trainable parameters, %s",
+            "training %s: %d examples, %s trainable parameters, %s, %d process(es)",
             cfg.experiment,
             len(train_set),
             f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,}",
             "cached encoder outputs" if cache else "live encoder",
+            accelerator.num_processes,
         )
 
     accumulation = t.gradient_accumulation_steps
