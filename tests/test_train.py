@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -37,22 +38,29 @@ def tiny_overrides(
 
 # The same training command under each multi-process launcher, two CPU processes (gloo).
 LAUNCHERS = {
-    "torchrun": ["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533"],
+    "torchrun": ["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port={port}"],
     "accelerate": [
         "-m",
         "accelerate.commands.launch",
         "--config_file",
         str(REPO / "configs/accelerate/cpu2.yaml"),
-        "--main_process_port=29534",
+        "--main_process_port={port}",
     ],
 }
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def run_train(
     overrides: list[str], tmp_home: Path, launcher: str | None = None, **popen: object
 ) -> subprocess.Popen:
     env = dict(os.environ, TINY_AUDIO_HOME=str(tmp_home), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    launch = LAUNCHERS[launcher] if launcher else []
+    port = free_port()
+    launch = [arg.format(port=port) for arg in LAUNCHERS[launcher]] if launcher else []
     command = [sys.executable, *launch, "-m", "tiny_audio.train", *overrides]
     return subprocess.Popen(
         command,
