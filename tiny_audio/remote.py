@@ -5,6 +5,7 @@ checkpoints back. Everything goes through the system `ssh` and `rsync`, so your 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -386,7 +387,7 @@ def pull_checkpoint(host: Host, checkpoint: str, destination: Path) -> Path:
 
 
 def host_options(command: F) -> F:
-    """HOST PORT and how to log in, shared by every subcommand."""
+    """HOST PORT and how to log in, shared by every subcommand, which receives them as one `host`."""
     decorators = [
         click.argument("address", metavar="HOST"),
         click.argument("port", type=int),
@@ -412,9 +413,23 @@ def host_options(command: F) -> F:
             help="The host's Python (RunPod images: the system python3 with CUDA torch).",
         ),
     ]
+
+    @functools.wraps(command)
+    def with_host(
+        address: str,
+        port: int,
+        user: str,
+        key: Path | None,
+        remote_dir: str,
+        python: str,
+        **rest: Any,
+    ) -> Any:
+        return command(make_host(address, port, user, key, remote_dir, python), **rest)
+
+    wrapped: Any = with_host
     for decorator in reversed(decorators):
-        command = decorator(command)
-    return command
+        wrapped = decorator(wrapped)
+    return wrapped
 
 
 def make_host(
@@ -481,21 +496,15 @@ def remote() -> None:
 @click.option("--skip-sync", is_flag=True, help="Do not copy the code.")
 @click.option("--skip-deps", is_flag=True, help="Do not pip-install the project.")
 def deploy_command(
-    address: str,
-    port: int,
-    user: str,
-    key: Path | None,
-    remote_dir: str,
-    python: str,
+    host: Host,
     source: Path,
     skip_setup: bool,
     skip_sync: bool,
     skip_deps: bool,
 ) -> None:
     """Prepare HOST: system packages, the code (files git tracks) and its Python dependencies."""
-    host = make_host(address, port, user, key, remote_dir, python)
     deploy(host, source, setup=not skip_setup, sync=not skip_sync, deps=not skip_deps)
-    console.print(f"ready: `ta remote train {address} {port} -e EXPERIMENT`")
+    console.print(f"ready: `ta remote train {host.address} {host.port} -e EXPERIMENT`")
 
 
 @remote.command("train", context_settings={"ignore_unknown_options": True})
@@ -508,12 +517,7 @@ def deploy_command(
 @attach_option
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
 def train_command(
-    address: str,
-    port: int,
-    user: str,
-    key: Path | None,
-    remote_dir: str,
-    python: str,
+    host: Host,
     experiment: str,
     session: str,
     env_pairs: tuple[str, ...],
@@ -521,7 +525,6 @@ def train_command(
     overrides: tuple[str, ...],
 ) -> None:
     """Run `ta train +experiments=EXPERIMENT OVERRIDES...` on HOST in a tmux session."""
-    host = make_host(address, port, user, key, remote_dir, python)
     command = tiny_audio_command(host, "train", f"+experiments={experiment}", *overrides)
     start_job(host, session, command, job_environment(parse_env(env_pairs)))
     attach_or_hint(host, session, attach=not no_attach)
@@ -536,12 +539,7 @@ def train_command(
 @env_option
 @attach_option
 def eval_command(
-    address: str,
-    port: int,
-    user: str,
-    key: Path | None,
-    remote_dir: str,
-    python: str,
+    host: Host,
     checkpoint: str | None,
     datasets: tuple[str, ...],
     max_samples: int | None,
@@ -550,7 +548,6 @@ def eval_command(
     no_attach: bool,
 ) -> None:
     """Run `ta eval` on HOST; results land in CHECKPOINT/eval, so `pull` brings them back for `ta push`."""
-    host = make_host(address, port, user, key, remote_dir, python)
     checkpoint = checkpoint or latest_checkpoint(host)
     args = ["eval", "-m", checkpoint, "-o", f"{checkpoint}/eval"]
     for dataset in datasets:
@@ -568,19 +565,13 @@ def eval_command(
 @attach_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run_command(
-    address: str,
-    port: int,
-    user: str,
-    key: Path | None,
-    remote_dir: str,
-    python: str,
+    host: Host,
     session: str,
     env_pairs: tuple[str, ...],
     no_attach: bool,
     command: tuple[str, ...],
 ) -> None:
     """Run any COMMAND in the remote directory in a tmux session (e.g. -- nvidia-smi -l 5)."""
-    host = make_host(address, port, user, key, remote_dir, python)
     start_job(host, session, list(command), job_environment(parse_env(env_pairs)))
     attach_or_hint(host, session, attach=not no_attach)
 
@@ -588,11 +579,9 @@ def run_command(
 @remote.command("attach")
 @host_options
 @session_option
-def attach_command(
-    address: str, port: int, user: str, key: Path | None, remote_dir: str, python: str, session: str
-) -> None:
+def attach_command(host: Host, session: str) -> None:
     """Attach your terminal to a job's tmux session (detach: Ctrl+B then D)."""
-    attach_session(make_host(address, port, user, key, remote_dir, python), session)
+    attach_session(host, session)
 
 
 @remote.command("logs")
@@ -601,18 +590,12 @@ def attach_command(
 @click.option("-n", "--lines", default=50, show_default=True)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (Ctrl+C stops).")
 def logs_command(
-    address: str,
-    port: int,
-    user: str,
-    key: Path | None,
-    remote_dir: str,
-    python: str,
+    host: Host,
     session: str,
     lines: int,
     follow: bool,
 ) -> None:
     """Print the end of a job's log without attaching."""
-    host = make_host(address, port, user, key, remote_dir, python)
     if follow:
         host.interact(f"tail -n {lines} -F {host.shell_path(f'{STATE_DIR}/{session}.log')}")
         return
@@ -621,11 +604,9 @@ def logs_command(
 
 @remote.command("list")
 @host_options
-def list_command(
-    address: str, port: int, user: str, key: Path | None, remote_dir: str, python: str
-) -> None:
+def list_command(host: Host) -> None:
     """List the tmux sessions on HOST and whether their jobs still run."""
-    sessions = list_sessions(make_host(address, port, user, key, remote_dir, python))
+    sessions = list_sessions(host)
     if not sessions:
         click.echo("no tmux sessions")
     for name, state in sessions:
@@ -635,27 +616,19 @@ def list_command(
 @remote.command("stop")
 @host_options
 @session_option
-def stop_command(
-    address: str, port: int, user: str, key: Path | None, remote_dir: str, python: str, session: str
-) -> None:
+def stop_command(host: Host, session: str) -> None:
     """End a job's tmux session (and the job with it)."""
-    stop_session(make_host(address, port, user, key, remote_dir, python), session)
+    stop_session(host, session)
 
 
 @remote.command("checkpoint")
 @host_options
 @click.option("-e", "--experiment", help="Only look under outputs/EXPERIMENT.")
 def checkpoint_command(
-    address: str,
-    port: int,
-    user: str,
-    key: Path | None,
-    remote_dir: str,
-    python: str,
+    host: Host,
     experiment: str | None,
 ) -> None:
     """Print the newest checkpoint on HOST (relative to the remote directory)."""
-    host = make_host(address, port, user, key, remote_dir, python)
     click.echo(latest_checkpoint(host, experiment))
 
 
@@ -671,17 +644,11 @@ def checkpoint_command(
     show_default=True,
 )
 def pull_command(
-    address: str,
-    port: int,
-    user: str,
-    key: Path | None,
-    remote_dir: str,
-    python: str,
+    host: Host,
     checkpoint: str | None,
     experiment: str | None,
     output_dir: Path,
 ) -> None:
     """Copy CHECKPOINT (default: the latest) to OUTPUT_DIR/EXPERIMENT/checkpoint-N."""
-    host = make_host(address, port, user, key, remote_dir, python)
     checkpoint = checkpoint or latest_checkpoint(host, experiment)
     click.echo(pull_checkpoint(host, checkpoint, output_dir))
