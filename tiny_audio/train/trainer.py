@@ -243,6 +243,7 @@ def train(cfg: DictConfig) -> Path:
         desc=cfg.experiment,
     )
     window = fresh_window()
+    output: dict[str, Any] = {}  # stays empty for a step whose clips were all unreadable
     for step in progress:
         for micro in range(accumulation):
             batch = collator([train_set[i] for i in batches[step * accumulation + micro]])
