@@ -11,7 +11,7 @@ import shutil
 import string
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -473,6 +473,33 @@ dry_run_option = click.option(
 )
 
 
+def publish(
+    write: Callable[[Path], str],
+    repo_id: str,
+    repo_type: str,
+    private: bool,
+    message: str,
+    dry_run: Path | None,
+) -> None:
+    """Write a folder with `write` (which returns a heading), show it, and upload it to the Hub;
+    with `dry_run`, only write it there. The token is checked before any work."""
+    if dry_run is None:
+        hub_token()
+    destination = prepare_destination(dry_run)
+    try:
+        console.print(write(destination))
+        report_folder(destination)
+        if dry_run is None:
+            with console.status(f"uploading to {repo_id}"):
+                url = upload(
+                    destination, repo_id, repo_type=repo_type, private=private, message=message
+                )
+            click.echo(url)
+    finally:
+        if dry_run is None:
+            shutil.rmtree(destination, ignore_errors=True)
+
+
 @click.command()
 @click.option("-m", "--model", required=True, help="Checkpoint folder (or a bundled model name).")
 @click.option("--repo-id", required=True, help="user/name on the Hub.")
@@ -492,26 +519,12 @@ def push_command(
 ) -> None:
     """Publish a trained model on the Hugging Face Hub with its model card (needs HF_TOKEN)."""
     model_dir = resolve_model_dir(model)
-    if dry_run is None:
-        hub_token()  # fail before any work
-    destination = prepare_destination(dry_run)
-    try:
+
+    def write(destination: Path) -> str:
         metrics = write_model_folder(model_dir, destination, model_id=repo_id, eval_dirs=eval_dirs)
-        console.print(f"model folder for {repo_id} ({len(metrics)} eval results in the card):")
-        report_folder(destination)
-        if dry_run is None:
-            with console.status(f"uploading to {repo_id}"):
-                url = upload(
-                    destination,
-                    repo_id,
-                    repo_type="model",
-                    private=private,
-                    message=f"Upload {model_dir.name} with tiny-audio",
-                )
-            click.echo(url)
-    finally:
-        if dry_run is None:
-            shutil.rmtree(destination, ignore_errors=True)
+        return f"model folder for {repo_id} ({len(metrics)} eval results in the card):"
+
+    publish(write, repo_id, "model", private, f"Upload {model_dir.name} with tiny-audio", dry_run)
 
 
 @click.command()
@@ -527,23 +540,9 @@ def push_command(
 @dry_run_option
 def deploy_command(repo_id: str, model: str, private: bool, dry_run: Path | None) -> None:
     """Publish a Gradio Space that transcribes speech with a model (needs HF_TOKEN)."""
-    if dry_run is None:
-        hub_token()
-    destination = prepare_destination(dry_run)
-    try:
+
+    def write(destination: Path) -> str:
         loads = write_space_folder(destination, space_id=repo_id, model=model)
-        console.print(f"Space folder for {repo_id}, serving {loads}:")
-        report_folder(destination)
-        if dry_run is None:
-            with console.status(f"uploading to {repo_id}"):
-                url = upload(
-                    destination,
-                    repo_id,
-                    repo_type="space",
-                    private=private,
-                    message="Deploy with tiny-audio",
-                )
-            click.echo(url)
-    finally:
-        if dry_run is None:
-            shutil.rmtree(destination, ignore_errors=True)
+        return f"Space folder for {repo_id}, serving {loads}:"
+
+    publish(write, repo_id, "space", private, "Deploy with tiny-audio", dry_run)
