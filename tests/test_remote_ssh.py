@@ -73,8 +73,9 @@ class Remote:
     def wait_for_exit(self, session: str, timeout: float) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            # The log's exit line comes a moment before the shell ends and tmux marks the pane.
             log = self.ta("logs", "--session", session, "-n", "400").output
-            if EXIT_MARKER in log:
+            if EXIT_MARKER in log and f"{session}\trunning" not in self.ta("list").output:
                 return log
             time.sleep(1)
         raise AssertionError(f"session {session} did not finish in {timeout} s:\n{log}")

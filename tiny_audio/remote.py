@@ -305,8 +305,20 @@ def list_sessions(host: Host) -> list[tuple[str, str]]:
     sessions = []
     for line in output.splitlines():
         name, dead, status = line.split("|")
+        if dead == "1" and not status:
+            # tmux marks a pane dead when its terminal closes, a moment before it reaps the
+            # process and learns the status; the job's log already holds it.
+            status = exit_status_from_log(host, name)
         sessions.append((name, f"exited {status}" if dead == "1" else "running"))
     return sessions
+
+
+def exit_status_from_log(host: Host, session: str) -> str:
+    """The status in the job log's exit line, or `?` when the job died before writing it."""
+    log_file = host.shell_path(f"{STATE_DIR}/{session}.log")
+    last = host.run(f"tail -n 1 {log_file} 2>/dev/null || true", what="reading the log")
+    marker = re.search(re.escape(EXIT_MARKER) + r" (\d+)", last)
+    return marker.group(1) if marker else "?"
 
 
 def read_log(host: Host, session: str, lines: int) -> str:
