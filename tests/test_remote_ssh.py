@@ -322,6 +322,15 @@ def test_a_finished_session_name_can_be_reused_a_running_one_cannot(remote: Remo
     assert session not in remote.ta("list").output
 
 
+def test_a_failed_job_lists_its_exit_status(remote: Remote) -> None:
+    session = "ta-test-fail"
+    started = remote.ta("run", "--session", session, "--no-attach", "--", "bash", "-c", "exit 3")
+    assert started.exit_code == 0, started.output
+    remote.wait_for_exit(session, timeout=30)
+    assert f"{session}\texited 3" in remote.ta("list").output.splitlines()
+    assert remote.ta("stop", "--session", session).exit_code == 0
+
+
 def test_secrets_reach_the_job_but_no_command_line_or_file(remote: Remote) -> None:
     session = "ta-test-secrets"
     token = "hf_" + secrets.token_hex(16)

@@ -246,7 +246,9 @@ def start_job(host: Host, session: str, command: list[str], environment: dict[st
     job = f"""
         set -a; . ./{shlex.quote(env_file)}; set +a; rm -f ./{shlex.quote(env_file)}
         script -qefa -c {shlex.quote(shlex.join(command))} {shlex.quote(log_file)}
-        echo "{EXIT_MARKER} $?" | tee -a {shlex.quote(log_file)}
+        status=$?
+        echo "{EXIT_MARKER} $status" | tee -a {shlex.quote(log_file)}
+        exit $status
     """
     name = shlex.quote(session)
     env_lines = "".join(
