@@ -149,6 +149,20 @@ def test_generation_options(whisper_model: ASRModel) -> None:
     assert isinstance(with_context[0], str)
 
 
+def test_a_line_break_ends_the_transcript(whisper_model: ASRModel) -> None:
+    model = whisper_model
+    newline = model.tokenizer.encode("\n", add_special_tokens=False)
+    letter = model.tokenizer.encode("a", add_special_tokens=False)
+    assert len(newline) == 1 and newline[0] in model.stop_token_ids
+    assert letter[0] not in model.stop_token_ids
+    features, lengths = model.processor.features(clips(1.0))
+    # Push the decoder to write a line break first: generation ends there, with no text.
+    pushed = model.generate(
+        features, lengths, max_new_tokens=8, sequence_bias={(newline[0],): 100.0}
+    )
+    assert pushed == [[]]
+
+
 def test_long_audio_is_windowed(whisper_model: ASRModel) -> None:
     model = whisper_model
     model.config.max_audio_seconds = 2.0  # pretend the encoder takes 2 s at most

@@ -6,6 +6,7 @@ Read top to bottom: loading the parts, the prompt, audio embeddings spliced into
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -374,11 +375,17 @@ class ASRModel(PreTrainedModel):
             results.append(guard.trim(tokens) if repetition_guard else tokens)
         return results
 
-    @property
+    @functools.cached_property
     def stop_token_ids(self) -> list[int]:
+        """The decoder's end-of-turn tokens, and every token holding a line break: a transcript
+        is one line, and what an instruct LLM writes after one (translations, chat) is not speech."""
         ids = self.decoder.generation_config.eos_token_id
         ids = ids if isinstance(ids, list) else [ids]
-        return sorted({int(i) for i in ids if i is not None} | {int(self.tokenizer.eos_token_id)})
+        vocabulary = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+        line_breaks = {i for i, text in enumerate(vocabulary) if "\n" in text or "\r" in text}
+        return sorted(
+            {int(i) for i in ids if i is not None} | {int(self.tokenizer.eos_token_id)} | line_breaks
+        )
 
     @property
     def feature_rate(self) -> float:
