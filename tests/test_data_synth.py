@@ -14,7 +14,13 @@ from click.testing import CliRunner
 from tiny_audio.cli import cli
 from tiny_audio.data.manifest import read_manifest
 from tiny_audio.data.synth import SynthConfig, build_corpus, plan
-from tiny_audio.data.texts import Sentence, clean_sentence, number_words, sentence_pool
+from tiny_audio.data.texts import (
+    Sentence,
+    clean_sentence,
+    number_words,
+    sentence_pool,
+    word_pool,
+)
 from tiny_audio.data.voices import DEFAULT_VOICES, VOICES, speak
 from tiny_audio.errors import UserError
 
@@ -118,6 +124,36 @@ def test_other_settings_on_an_existing_corpus_are_refused(corpus: Path) -> None:
                 hours=0.006, voices=FLITE, held_out=("flite-rms",), seed=4, split_shares=SHARES
             ),
         )
+
+
+def test_a_corpus_from_before_texts_existed_continues_as_sentences(
+    corpus: Path, tmp_path: Path
+) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(corpus, old)
+    settings_file = old / "synth.json"
+    settings = json.loads(settings_file.read_text())
+    del settings["settings"]["texts"]
+    settings_file.write_text(json.dumps(settings))
+    build_corpus(old, small(0.006), workers=2)  # same settings: nothing to refuse or redo
+    assert lines(old, "train") == lines(corpus, "train")
+    words = SynthConfig(**{**small(0.006).__dict__, "texts": "words"})
+    with pytest.raises(UserError, match=r"other settings \(texts\)"):
+        build_corpus(old, words)
+
+
+def test_words_are_short_common_and_unique() -> None:
+    pool = word_pool(0)
+    assert len(pool) > 10000
+    assert len({s.key for s in pool}) == len(pool)
+    assert all(1 <= len(s.spoken.split()) <= 3 and s.written.endswith(".") for s in pool)
+    assert Sentence("Palm tree.", "palm tree") in pool
+    assert word_pool(1) != pool and sorted(word_pool(1), key=str) == sorted(pool, key=str)
+    config = SynthConfig(voices=FLITE, held_out=("flite-rms",), texts="words")
+    jobs = list(itertools.islice(plan(config, "train"), 50))
+    assert {Sentence(job.written, job.spoken) for job in jobs} <= set(pool)
+    with pytest.raises(UserError, match="unknown texts poems"):
+        SynthConfig(texts="poems")
 
 
 def test_bad_voice_options_are_clear_errors(tmp_path: Path) -> None:

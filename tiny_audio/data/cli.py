@@ -38,6 +38,13 @@ def data() -> None:
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
+    "--texts",
+    type=click.Choice(["sentences", "words"]),
+    default="sentences",
+    show_default=True,
+    help="What the voices say: sentences, or isolated words and short names of things.",
+)
+@click.option(
     "--workers", type=click.IntRange(min=1), help="Parallel processes (default: CPU count)."
 )
 def synth(
@@ -46,6 +53,7 @@ def synth(
     voices: str | None,
     held_out: str | None,
     seed: int,
+    texts: str,
     workers: int | None,
 ) -> None:
     """Synthesize an English corpus (train/dev/test FLAC + manifests) with offline TTS voices."""
@@ -56,6 +64,7 @@ def synth(
         voices=_names(voices) or DEFAULT_VOICES,
         held_out=_names(held_out) or DEFAULT_HELD_OUT,
         seed=seed,
+        texts=texts,
     )
     summary = build_corpus(out, config, workers)
     for split, figures in summary["splits"].items():

@@ -29,7 +29,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from tiny_audio.data.manifest import Utterance, append_manifest, iter_manifest
-from tiny_audio.data.texts import Sentence, sentence_pool
+from tiny_audio.data.texts import TEXT_POOLS, Sentence
 from tiny_audio.data.voices import DEFAULT_VOICES, VOICES, check_installed, speak
 from tiny_audio.errors import UserError
 
@@ -48,6 +48,7 @@ class SynthConfig:
     voices: tuple[str, ...] = DEFAULT_VOICES
     held_out: tuple[str, ...] = DEFAULT_HELD_OUT
     seed: int = 0
+    texts: str = "sentences"  # a TEXT_POOLS name
     speed: tuple[float, float] = (0.92, 1.08)  # sox `speed`: tempo and pitch together
     pitch_cents: float = 150.0  # sox `pitch`, uniform in +-this
     stretch: tuple[float, float] = (0.95, 1.15)  # the engine's own duration scale
@@ -61,6 +62,8 @@ class SynthConfig:
             raise UserError("held-out voices must be among --voices")
         if not set(self.voices) - set(self.held_out):
             raise UserError("at least one voice must remain for train")
+        if self.texts not in TEXT_POOLS:
+            raise UserError(f"unknown texts {self.texts}; known: {', '.join(TEXT_POOLS)}")
 
     def identity(self) -> dict:
         """Settings that decide what each job is; `hours` only decides how many jobs run."""
@@ -94,7 +97,8 @@ def split_of(sentence: Sentence, config: SynthConfig) -> str:
 def plan(config: SynthConfig, split: str) -> Iterator[Job]:
     """The ordered jobs of one split. Voices take turns in seed-shuffled rounds, so every
     voice (the held-out ones in test included) gets an even share from the first rounds on."""
-    sentences = [s for s in sentence_pool(config.seed) if split_of(s, config) == split]
+    pool = TEXT_POOLS[config.texts](config.seed)
+    sentences = [s for s in pool if split_of(s, config) == split]
     voices = [v for v in config.voices if split == "test" or v not in config.held_out]
     rng = random.Random(f"{config.seed}:{split}")
     turns: list[str] = []
@@ -205,6 +209,7 @@ def _check_settings(out: Path, config: SynthConfig) -> None:
     settings_file = out / SETTINGS_FILE
     if settings_file.exists():
         previous = json.loads(settings_file.read_text())["settings"]
+        previous.setdefault("texts", "sentences")  # corpora built before --texts existed
         if previous != config.identity():
             changed = sorted(k for k in previous if previous[k] != config.identity().get(k))
             raise UserError(

@@ -1,4 +1,4 @@
-"""Sentences to synthesize: WordNet examples, fortunes and templates.
+"""Texts to synthesize: sentences (WordNet examples, fortunes and templates) or words.
 
 Every sentence is a `Sentence(written, spoken)`. `written` is the label (cased, punctuated,
 digits and symbols as people write them); `spoken` is what the TTS engine reads, with numbers,
@@ -296,6 +296,35 @@ TEMPLATES: dict[str, Callable[[random.Random], Sentence]] = {
 }
 
 
+def wordnet_lemmas(folder: Path = WORDNET_DIR) -> Iterator[str]:
+    """WordNet's words of one to three plain words, cased as written ("ball", "Port Arthur")."""
+    for part in ("noun", "verb", "adj", "adv"):
+        path = folder / f"data.{part}"
+        if path.is_file():
+            for line in path.read_text(encoding="latin-1").splitlines():
+                if line.startswith(" "):  # the licence header
+                    continue
+                fields = line.split(" ")
+                count = int(fields[3], 16)  # then `count` pairs of (word, lexical id)
+                for word in fields[4 : 4 + 2 * count : 2]:
+                    if re.fullmatch(r"[A-Za-z]+(_[A-Za-z]+){0,2}", word):
+                        yield word.replace("_", " ")
+
+
+@cache
+def word_pool(seed: int) -> tuple[Sentence, ...]:
+    """Isolated words and short names of things, as in commands, games and keyword lists: the
+    sentence pool's five-word minimum leaves a model nothing to learn short answers from."""
+    sentences: dict[str, Sentence] = {}
+    for lemma in sorted(wordnet_lemmas()):
+        if uses_common_words(lemma) and not re.search(r"[A-Z]{2,}", lemma):
+            sentence = Sentence(lemma[0].upper() + lemma[1:] + ".", lemma)
+            sentences.setdefault(sentence.key, sentence)
+    pool = list(sentences.values())
+    random.Random(seed).shuffle(pool)
+    return tuple(pool)
+
+
 @cache
 def sentence_pool(seed: int, templates_per_kind: int = 800) -> tuple[Sentence, ...]:
     """All de-duplicated sentences in a seed-determined order."""
@@ -313,3 +342,10 @@ def sentence_pool(seed: int, templates_per_kind: int = 800) -> tuple[Sentence, .
     pool = sorted(sentences.values(), key=lambda s: s.key)
     rng.shuffle(pool)
     return tuple(pool)
+
+
+# `ta data synth --texts NAME`: which texts a corpus speaks.
+TEXT_POOLS: dict[str, Callable[[int], tuple[Sentence, ...]]] = {
+    "sentences": sentence_pool,
+    "words": word_pool,
+}
