@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -81,7 +82,8 @@ def eval_command(
         workers=workers,
         console=Console(stderr=True),
     )
-    Console().print(comparison_table(results))
+    # Piped to a file or a CI log, Rich would assume 80 columns and fold the figures.
+    Console(width=None if sys.stdout.isatty() else 120).print(comparison_table(results))
     click.echo(f"predictions and metrics: {output_dir}")
 
 
