@@ -20,6 +20,13 @@ def read_metrics(run: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run / METRICS).read_text().splitlines() if line.strip()]
 
 
+def run_label(config: dict[str, Any]) -> str:
+    """The mixer, and for LaCT whether the update is orthogonalised (Muon) or plain."""
+    if config["mixer"] != "lact":
+        return str(config["mixer"])
+    return "lact" if config.get("lact_muon", True) else "lact, no Muon"
+
+
 def score_run(run: Path, dev: Path, num_beams: int, batch_size: int) -> dict[str, Any]:
     import jiwer
 
@@ -36,7 +43,7 @@ def score_run(run: Path, dev: Path, num_beams: int, batch_size: int) -> dict[str
         "run": str(run),
         "checkpoint": str(checkpoint),
         "best_step": best_step,
-        "mixer": model.config.mixer,
+        "mixer": run_label(model.config.to_dict()),
         "parameters": model.num_parameters(),
         "steps": max(row["step"] for row in metrics),
         "train_seconds": max((row.get("elapsed_s", 0.0) for row in metrics), default=0.0),
@@ -63,7 +70,7 @@ def plot_curves(runs: list[Path], png: Path) -> None:
     figure, (loss_axis, cer_axis) = plt.subplots(1, 2, figsize=(11, 4))
     for run in runs:
         metrics = read_metrics(run)
-        label = json.loads((run / "best" / "config.json").read_text())["mixer"]
+        label = run_label(json.loads((run / "best" / "config.json").read_text()))
         train = [row for row in metrics if "loss" in row]
         dev = [row for row in metrics if "cer" in row]
         loss_axis.plot([r["step"] for r in train], [r["loss"] for r in train], label=label)
@@ -106,7 +113,7 @@ def main(runs: tuple[Path, ...], dev: Path, out: Path, num_beams: int, batch_siz
             for b in sorted({1, num_beams})
         )
         click.echo(
-            f"{result['mixer']:>9} ({result['parameters']:,} params, {result['steps']} steps, {result['train_seconds'] / 60:.1f} min): {scores}"
+            f"{result['mixer']:>13} ({result['parameters']:,} params, {result['steps']} steps, {result['train_seconds'] / 60:.1f} min): {scores}"
         )
 
 
