@@ -384,7 +384,9 @@ class ASRModel(PreTrainedModel):
         vocabulary = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
         line_breaks = {i for i, text in enumerate(vocabulary) if "\n" in text or "\r" in text}
         return sorted(
-            {int(i) for i in ids if i is not None} | {int(self.tokenizer.eos_token_id)} | line_breaks
+            {int(i) for i in ids if i is not None}
+            | {int(self.tokenizer.eos_token_id)}
+            | line_breaks
         )
 
     @property
