@@ -289,7 +289,9 @@ def model_card(
             else ""
         ),
         evaluation=evaluation_text,
-        adapters=" and the LoRA adapters" if lora else "",
+        trained="the projector and the LoRA adapters were trained"
+        if lora
+        else "the projector was trained",
     )
 
 

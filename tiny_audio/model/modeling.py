@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,7 +171,9 @@ class ASRModel(PreTrainedModel):
             target_modules=targets,
             bias="none",
         )
-        return get_peft_model(model, lora)
+        with warnings.catch_warnings():  # peft still asks transformers 5 a deprecated question
+            warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+            return get_peft_model(model, lora)
 
     def _init_weights(self, module: nn.Module) -> None:
         """The encoder and decoder come pretrained and the projector initialises itself."""
