@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from tiny_audio.data.sources import data_home
+from tiny_audio.data.texts import TEXT_POOLS
 
 
 @click.group()
@@ -39,7 +40,7 @@ def data() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--texts",
-    type=click.Choice(["sentences", "words"]),
+    type=click.Choice(list(TEXT_POOLS)),
     default="sentences",
     show_default=True,
     help="What the voices say: sentences, or isolated words and short names of things.",
