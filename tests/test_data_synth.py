@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import shutil
@@ -137,7 +138,7 @@ def test_a_corpus_from_before_texts_existed_continues_as_sentences(
     settings_file.write_text(json.dumps(settings))
     build_corpus(old, small(0.006), workers=2)  # same settings: nothing to refuse or redo
     assert lines(old, "train") == lines(corpus, "train")
-    words = SynthConfig(**{**small(0.006).__dict__, "texts": "words"})
+    words = dataclasses.replace(small(0.006), texts="words")
     with pytest.raises(UserError, match=r"other settings \(texts\)"):
         build_corpus(old, words)
 

@@ -238,11 +238,16 @@ def job_environment(extra: dict[str, str]) -> dict[str, str]:
     return environment
 
 
+def job_log(session: str) -> str:
+    """A job's log, relative to the remote directory."""
+    return f"{STATE_DIR}/{session}.log"
+
+
 def start_job(host: Host, session: str, command: list[str], environment: dict[str, str]) -> None:
     """Start `command` in a detached tmux session in the remote directory. Its output goes to the
     pane (a real terminal, so progress bars draw) and, through `script`, to a log file."""
     env_file = f"{STATE_DIR}/{session}.env"
-    log_file = f"{STATE_DIR}/{session}.log"
+    log_file = job_log(session)
     job = f"""
         set -a; . ./{shlex.quote(env_file)}; set +a; rm -f ./{shlex.quote(env_file)}
         script -qefa -c {shlex.quote(shlex.join(command))} {shlex.quote(log_file)}
@@ -317,14 +322,14 @@ def list_sessions(host: Host) -> list[tuple[str, str]]:
 
 def exit_status_from_log(host: Host, session: str) -> str:
     """The status in the job log's exit line, or `?` when the job died before writing it."""
-    log_file = host.shell_path(f"{STATE_DIR}/{session}.log")
+    log_file = host.shell_path(job_log(session))
     last = host.run(f"tail -n 1 {log_file} 2>/dev/null || true", what="reading the log")
     marker = re.search(re.escape(EXIT_MARKER) + r" (\d+)", last)
     return marker.group(1) if marker else "?"
 
 
 def read_log(host: Host, session: str, lines: int) -> str:
-    log_file = host.shell_path(f"{STATE_DIR}/{session}.log")
+    log_file = host.shell_path(job_log(session))
     return host.run(
         f"[ -f {log_file} ] || {{ echo 'no log for session {session}' >&2; exit 1; }}; "
         f"tail -n {lines} {log_file}",
@@ -611,7 +616,7 @@ def logs_command(
 ) -> None:
     """Print the end of a job's log without attaching."""
     if follow:
-        host.interact(f"tail -n {lines} -F {host.shell_path(f'{STATE_DIR}/{session}.log')}")
+        host.interact(f"tail -n {lines} -F {host.shell_path(job_log(session))}")
         return
     click.echo(read_log(host, session, lines), nl=False)
 
