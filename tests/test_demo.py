@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 import soundfile as sf
 import torch
 from click.testing import CliRunner
+from ports import free_port
 
 from tiny_audio.cli import cli
 from tiny_audio.data import read_manifest
@@ -131,12 +131,6 @@ def test_cli_reports_an_unknown_model_in_one_line(tmp_path: Path) -> None:
     assert result.output.startswith("error: ") and "Traceback" not in result.output
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _wait_for_http(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + WAIT_MS / 1000
     while time.monotonic() < deadline:
@@ -153,7 +147,7 @@ def _wait_for_http(url: str, server: subprocess.Popen[bytes], log: Path) -> None
 
 @pytest.fixture
 def server(model_dir: Path, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "server.log"
     env = {
         **os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",

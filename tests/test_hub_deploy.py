@@ -4,10 +4,8 @@ itself started locally, serving a transcription over HTTP to gradio_client."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import soundfile as sf
 import torch
 import yaml
 from click.testing import CliRunner
+from ports import free_port, wait_until_listening
 
 from tiny_audio.cli import cli
 from tiny_audio.model import ASRConfig, ASRModel
@@ -55,12 +54,6 @@ def space(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def app_url(space: Path) -> Iterator[str]:
     port = free_port()
@@ -76,14 +69,7 @@ def app_url(space: Path) -> Iterator[str]:
         [sys.executable, "app.py"], cwd=space, env=environment, stdout=log, stderr=log
     )
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert process.poll() is None, (space.parent / "app.log").read_text()
-            assert time.monotonic() < deadline, "the app did not start listening"
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.5)
+        wait_until_listening(port, process, space.parent / "app.log", timeout_s=240)
         yield f"http://127.0.0.1:{port}/"
     finally:
         process.terminate()

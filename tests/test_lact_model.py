@@ -13,6 +13,8 @@ from tiny_audio.lact.model import (
     LaCTLayer,
     LogMel,
     newton_schulz,
+    reversal_index,
+    reverse_second_half_heads,
     swiglu_apply,
 )
 
@@ -155,10 +157,39 @@ def test_padded_tokens_do_not_touch_fast_weights() -> None:
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("mixer", ["lact", "attention"])
-def test_output_of_an_utterance_does_not_depend_on_padding(mixer: str) -> None:
+def test_second_half_of_the_heads_reads_real_tokens_backwards() -> None:
+    mask = torch.tensor([[True] * 5 + [False] * 2, [True] * 7])
+    x = torch.arange(2 * 4 * 7, dtype=torch.float64).view(2, 4, 7, 1)  # (batch, heads, tokens, 1)
+    reversed_x = reverse_second_half_heads(x, reversal_index(mask))
+    assert reversed_x[0, 2, :, 0].tolist() == x[0, 2, [4, 3, 2, 1, 0, 5, 6], 0].tolist()
+    assert reversed_x[1, 3, :, 0].tolist() == x[1, 3, range(6, -1, -1), 0].tolist()
+    assert torch.equal(reversed_x[:, :2], x[:, :2])
+    assert torch.equal(reverse_second_half_heads(reversed_x, reversal_index(mask)), x)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["one-way", "bidirectional"])
+def test_only_bidirectional_lact_lets_a_later_chunk_change_an_earlier_one(
+    bidirectional: bool,
+) -> None:
     torch.manual_seed(0)
-    model = LaCTForCTC(tiny_config(mixer=mixer, audio_encoder_layers=3)).double().eval()
+    layer = LaCTLayer(tiny_config(lact_chunk_size=4, lact_bidirectional=bidirectional)).double()
+    x = torch.randn(1, 12, 32, dtype=torch.float64)
+    mask = torch.ones(1, 12, dtype=torch.bool)
+    later = x.clone()
+    later[:, 11] += 1.0  # the last chunk only
+    with torch.no_grad():
+        change = (layer(later, mask) - layer(x, mask))[0, :4].abs().max()
+    assert (change > 1e-6) == bidirectional
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"mixer": "lact"}, {"mixer": "lact", "lact_bidirectional": True}, {"mixer": "attention"}],
+    ids=["lact", "lact-bidirectional", "attention"],
+)
+def test_output_of_an_utterance_does_not_depend_on_padding(overrides: dict) -> None:
+    torch.manual_seed(0)
+    model = LaCTForCTC(tiny_config(audio_encoder_layers=3, **overrides)).double().eval()
     lengths = [37, 90, 61]
     features = [torch.randn(n, 80, dtype=torch.float64) for n in lengths]
     batch = torch.nn.utils.rnn.pad_sequence(features, batch_first=True)

@@ -10,7 +10,6 @@ import os
 import pty
 import secrets
 import select
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from ports import free_port, wait_until_listening
 
 from tiny_audio.cli import cli
 from tiny_audio.data.sources import load_source
@@ -81,12 +81,6 @@ class Remote:
         raise AssertionError(f"session {session} did not finish in {timeout} s:\n{log}")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def start_sshd(root: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
     host_key, user_key = root / "host_key", root / "user_key"
     for key in (host_key, user_key):
@@ -105,15 +99,12 @@ def start_sshd(root: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
     process = subprocess.Popen(
         [str(SSHD), "-D", "-e", "-f", str(root / "sshd_config")], stdout=log, stderr=log
     )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert process.poll() is None, (root / "sshd.log").read_text()
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return process, port, user_key
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError("sshd did not start listening")
+    try:
+        wait_until_listening(port, process, root / "sshd.log", timeout_s=20)
+    except AssertionError:
+        process.kill()
+        raise
+    return process, port, user_key
 
 
 def make_remote_python(root: Path) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ports import free_port
 
 from tiny_audio.train import checkpoint as ckpt
 from tiny_audio.train.data import LengthGroupedBatches
@@ -47,12 +47,6 @@ LAUNCHERS = {
         "--main_process_port={port}",
     ],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def run_train(

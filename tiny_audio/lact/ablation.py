@@ -21,10 +21,12 @@ def read_metrics(run: Path) -> list[dict[str, Any]]:
 
 
 def run_label(config: dict[str, Any]) -> str:
-    """The mixer, and for LaCT whether the update is orthogonalised (Muon) or plain."""
+    """The mixer, and for LaCT its update (orthogonalised by Muon or plain) and its scan."""
     if config["mixer"] != "lact":
         return str(config["mixer"])
-    return "lact" if config.get("lact_muon", True) else "lact, no Muon"
+    update = "Muon" if config.get("lact_muon", True) else "no Muon"
+    scan = "both ways" if config.get("lact_bidirectional", False) else "one way"
+    return f"lact, {update}, {scan}"
 
 
 def score_run(run: Path, dev: Path, num_beams: int, batch_size: int) -> dict[str, Any]:
@@ -113,7 +115,7 @@ def main(runs: tuple[Path, ...], dev: Path, out: Path, num_beams: int, batch_siz
             for b in sorted({1, num_beams})
         )
         click.echo(
-            f"{result['mixer']:>13} ({result['parameters']:,} params, {result['steps']} steps, {result['train_seconds'] / 60:.1f} min): {scores}"
+            f"{result['mixer']:>26} ({result['parameters']:,} params, {result['steps']} steps, {result['train_seconds'] / 60:.1f} min): {scores}"
         )
 
 

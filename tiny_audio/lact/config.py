@@ -33,6 +33,9 @@ class LaCTConfig:
     lact_base_lr: float = 1e-2
     lact_momentum: bool = True
     lact_muon: bool = True
+    # Half the LaCT heads read each utterance backwards, so every token sees context from both
+    # sides (one-way chunk updates only carry the past forward).
+    lact_bidirectional: bool = False
     mixer: str = "lact"
     dropout: float = 0.1
     audio_encoder_dropout: float = 0.1

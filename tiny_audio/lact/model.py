@@ -221,6 +221,23 @@ def renormalize(weight: Tensor, row_norms: Tensor) -> Tensor:
     return weight * (row_norms / weight.norm(dim=-1, keepdim=True).clamp(min=1e-5))
 
 
+def reverse_second_half_heads(x: Tensor, reversal: Tensor) -> Tensor:
+    """x (..., batch, heads, tokens, dim): the second half of the heads gets each utterance's real
+    tokens in reverse order, padding left at the end. reversal (batch, tokens) is the gather index;
+    applying this twice gives x back."""
+    flipped = x.gather(-2, reversal[:, None, :, None].expand(x.shape))
+    heads = x.shape[-3]
+    backward = torch.arange(heads, device=x.device) >= heads // 2
+    return torch.where(backward[:, None, None], flipped, x)
+
+
+def reversal_index(mask: Tensor) -> Tensor:
+    """(batch, tokens) mask -> the index that reverses each row's real tokens in place."""
+    positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+    lengths = mask.sum(dim=1, keepdim=True)
+    return torch.where(positions < lengths, lengths - 1 - positions, positions)
+
+
 class LaCTLayer(nn.Module):
     """Large-chunk test-time training: per-head fast-weight SwiGLUs updated once per chunk."""
 
@@ -231,6 +248,7 @@ class LaCTLayer(nn.Module):
         self.num_heads, self.head_dim = heads, head_dim
         self.chunk_size = config.lact_chunk_size
         self.use_muon = config.lact_muon
+        self.bidirectional = config.lact_bidirectional
         self.qkv = nn.Linear(hidden, 3 * hidden, bias=False)
         # One learning rate per token, head and fast weight; softplus keeps it positive.
         self.lr_proj = nn.Linear(hidden, 3 * heads)
@@ -258,7 +276,16 @@ class LaCTLayer(nn.Module):
             momentum = torch.sigmoid(self.momentum_proj(x).to(dtype)).transpose(1, 2)
         with torch.autocast(x.device.type, enabled=False):
             q, k = F.normalize(q.to(dtype), dim=-1), F.normalize(k.to(dtype), dim=-1)
-            out, _ = self.fast_weight_pass(q, k, v.to(dtype), lr, momentum, mask)
+            v = v.to(dtype)
+            if self.bidirectional:
+                reversal = reversal_index(mask)
+                q, k, v = (reverse_second_half_heads(t, reversal) for t in (q, k, v))
+                lr = reverse_second_half_heads(lr[..., None], reversal)[..., 0]
+                if momentum is not None:
+                    momentum = reverse_second_half_heads(momentum[..., None], reversal)[..., 0]
+            out, _ = self.fast_weight_pass(q, k, v, lr, momentum, mask)
+            if self.bidirectional:
+                out = reverse_second_half_heads(out, reversal)
         out = self.out_norm(out).to(x.dtype).transpose(1, 2).reshape(batch, length, hidden)
         return self.out(out)
 
