@@ -109,13 +109,14 @@ def main(runs: tuple[Path, ...], dev: Path, out: Path, num_beams: int, batch_siz
     results = [score_run(run, dev, num_beams, batch_size) for run in runs]
     (out / "lact_ablation.json").write_text(json.dumps(results, indent=2) + "\n")
     plot_curves(list(runs), out / "lact_ablation_curves.png")
+    width = max(len(result["mixer"]) for result in results)
     for result in results:
         scores = "  ".join(
             f"beam{b}: CER {result[f'beam{b}']['cer']:.3f} WER {result[f'beam{b}']['wer']:.3f}"
             for b in sorted({1, num_beams})
         )
         click.echo(
-            f"{result['mixer']:>26} ({result['parameters']:,} params, {result['steps']} steps, {result['train_seconds'] / 60:.1f} min): {scores}"
+            f"{result['mixer']:>{width}} ({result['parameters']:,} params, {result['steps']} steps, {result['train_seconds'] / 60:.1f} min): {scores}"
         )
 
 
