@@ -1,5 +1,6 @@
-"""LaCT training on a few real flite utterances: loss falls, checkpoints resume exactly, the NaN
-guard names the layer, and `ta debug nan` finds it in a checkpoint."""
+"""LaCT training on a few real flite utterances: loss falls, checkpoints resume exactly, training
+batches are augmented and dev batches are not, the NaN guard names the layer, and `ta debug nan`
+finds it in a checkpoint."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from tiny_audio.errors import UserError
 from tiny_audio.lact.config import LaCTConfig
 from tiny_audio.lact.debug import first_nonfinite_module, nan_command
 from tiny_audio.lact.model import LaCTForCTC
-from tiny_audio.lact.train import train
+from tiny_audio.lact.tokenizer import CharTokenizer
+from tiny_audio.lact.train import CTCCollator, DataArgs, SpeechDataset, ctc_loss, train
 from tiny_audio.train.main import compose
+from tiny_audio.train.trainer import augmenters
 
 SENTENCES = ["the cat sat on the mat", "a dog ran home", "we see the sea", "go to bed now"]
 
@@ -127,6 +130,50 @@ def test_resuming_replays_the_remaining_steps_exactly(
     actual = load_file(str(tmp_path / "checkpoint-30" / "model.safetensors"))
     for name, tensor in expected.items():
         torch.testing.assert_close(actual[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_collator_augments_only_when_given_augmenters_and_keeps_silent_clips(
+    corpus: Path,
+) -> None:
+    tokenizer = CharTokenizer()
+    sources = [{"source": str(corpus / "train.jsonl")}]
+    dataset = SpeechDataset(sources, "train", tokenizer, DataArgs(), silence=0.5)
+    assert len(dataset) == 6 and [text for _, text in dataset.items][4:] == ["", ""]
+    items = [dataset[index] for index in range(len(dataset))]
+
+    plain, again = CTCCollator(tokenizer, 80)(items), CTCCollator(tokenizer, 80)(items)
+    torch.testing.assert_close(plain["input_features"], again["input_features"])
+    assert plain["label_lengths"].tolist()[4:] == [0, 0]  # silence: an all-blank target
+
+    masked = CTCCollator(tokenizer, 80, *augmenters({"specaugment": 1.0}))(items)
+    assert torch.equal(masked["feature_lengths"], plain["feature_lengths"])
+    assert not torch.equal(masked["input_features"], plain["input_features"])
+
+    faster_or_slower = CTCCollator(tokenizer, 80, *augmenters({"speed": 1.0}))(items)
+    assert not torch.equal(faster_or_slower["feature_lengths"], plain["feature_lengths"])
+
+    model = LaCTForCTC(
+        LaCTConfig(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attn_heads=2,
+            num_lact_heads=2,
+            intermediate_size=64,
+            vocab_size=len(tokenizer),
+        ),
+        tokenizer,
+    )
+    logits, lengths = model(masked["input_features"], masked["feature_lengths"])
+    assert torch.isfinite(ctc_loss(logits, lengths, masked, tokenizer.blank_id))
+
+
+def test_training_reads_the_augment_block(corpus: Path, straight_run: Path, tmp_path: Path) -> None:
+    augment = ["data.augment.speed=1.0", "data.augment.specaugment=1.0"]
+    train(compose_tiny(corpus, tmp_path / "augmented", "training.max_steps=2", *augment))
+    first_loss = read_metrics(straight_run)[0]["loss"]  # same seed, same first batch
+    assert read_metrics(tmp_path / "augmented")[0]["loss"] != pytest.approx(first_loss)
+    with pytest.raises(UserError, match="unknown augmentation echo"):
+        train(compose_tiny(corpus, tmp_path / "unknown", "+data.augment.echo=0.5"))
 
 
 def test_nan_guard_skips_steps_and_names_the_layer(

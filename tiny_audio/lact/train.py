@@ -3,7 +3,9 @@
 `ta train +experiments=lact_tiny` composes configs/config.yaml with a lact_* preset and calls
 `train(cfg)` here (model.family == "lact"). `model.*` are LaCTConfig fields; `training.*` are
 TrainingArgs fields (names shared with the tiny-audio trainer where they mean the same thing);
-`data.train` / `data.dev` name sources for tiny_audio.data.sources.load_source.
+`data.train` / `data.dev` name sources for tiny_audio.data.sources.load_source; `data.augment`
+is the tiny-audio trainer's augmentation block (waveform augmentations, SpecAugment on the
+log-mels, extra silent clips), applied to training batches only.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
@@ -23,12 +27,13 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from tiny_audio.data.manifest import Utterance
 from tiny_audio.errors import UserError
 from tiny_audio.lact.config import LaCTConfig
 from tiny_audio.lact.model import LaCTForCTC, LogMel
 from tiny_audio.lact.tokenizer import CharTokenizer
 from tiny_audio.train import checkpoint as ckpt
-from tiny_audio.train.trainer import lr_lambda
+from tiny_audio.train.trainer import augmenters, lr_lambda
 
 METRICS = "metrics.jsonl"
 
@@ -65,6 +70,7 @@ class DataArgs:
         default_factory=list
     )  # [{source, max_samples?}]
     dev: dict[str, Any] = dataclasses.field(default_factory=dict)  # {source, max_samples?}
+    augment: dict[str, float] = dataclasses.field(default_factory=dict)  # name -> probability
     min_duration_s: float = 0.3
     max_duration_s: float = 20.0
 
@@ -83,14 +89,22 @@ def _pick(cls: type, section: Any) -> Any:
 class SpeechDataset(Dataset):
     """Utterances of one or more named sources (manifests, folders, `synth`, Hub names). Items
     outside the duration range or with no text left after normalising are left out at load
-    time; an item whose audio cannot be read is reported and dropped from its batch."""
+    time; an item whose audio cannot be read is reported and dropped from its batch. `silence`
+    adds that share of silent or noise-only clips with empty transcripts."""
 
     def __init__(
-        self, sources: list[dict[str, Any]], split: str, tokenizer: CharTokenizer, data: DataArgs
+        self,
+        sources: list[dict[str, Any]],
+        split: str,
+        tokenizer: CharTokenizer,
+        data: DataArgs,
+        silence: float = 0.0,
+        seed: int = 0,
     ) -> None:
+        from tiny_audio.data.augment import add_silence
         from tiny_audio.data.sources import load_source
 
-        self.items: list[tuple[Any, str]] = []
+        usable: list[Utterance] = []
         for entry in sources:
             for utterance in load_source(entry["source"], split, entry.get("max_samples")):
                 text = tokenizer.normalize(utterance.text)
@@ -98,10 +112,11 @@ class SpeechDataset(Dataset):
                 if text and (
                     duration is None or data.min_duration_s <= duration <= data.max_duration_s
                 ):
-                    self.items.append((utterance.audio, text))
-        if not self.items:
+                    usable.append(dataclasses.replace(utterance, text=text))
+        if not usable:
             names = ", ".join(str(entry["source"]) for entry in sources)
             raise UserError(f"no usable {split} utterances in {names or 'data (none named)'}")
+        self.items = [(u.audio, u.text) for u in add_silence(usable, silence, seed)]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -118,19 +133,37 @@ class SpeechDataset(Dataset):
 
 
 class CTCCollator:
-    """Waveforms -> zero-padded log-mels and concatenated CTC label ids."""
+    """Waveforms -> (augmented) zero-padded log-mels and concatenated CTC label ids."""
 
-    def __init__(self, tokenizer: CharTokenizer, num_mel_bins: int) -> None:
+    def __init__(
+        self,
+        tokenizer: CharTokenizer,
+        num_mel_bins: int,
+        augment_waveform: Callable[[np.ndarray], np.ndarray] | None = None,
+        augment_features: Callable[[Tensor], Tensor] | None = None,
+    ) -> None:
         self.tokenizer = tokenizer
         self.log_mel = LogMel(num_mel_bins)
+        self.augment_waveform, self.augment_features = augment_waveform, augment_features
+
+    def features(self, waveform: np.ndarray) -> Tensor:
+        """One utterance's (frames, mels) log-mel, augmented as configured."""
+        if self.augment_waveform is not None:
+            waveform = self.augment_waveform(waveform)
+        mel = self.log_mel(torch.from_numpy(waveform))
+        if self.augment_features is not None:  # SpecAugment masks (mel, time) at the clip's length
+            mel = self.augment_features(mel.T[None])[0].T
+        return mel
 
     def __call__(self, items: list[dict[str, Any] | None]) -> dict[str, Any]:
         usable = [item for item in items if item is not None]
         if not usable:
             return {"texts": []}
         with torch.no_grad():
-            mels = [self.log_mel(torch.from_numpy(item["audio"])) for item in usable]
-        labels = [torch.tensor(self.tokenizer.encode(item["text"])) for item in usable]
+            mels = [self.features(item["audio"]) for item in usable]
+        labels = [
+            torch.tensor(self.tokenizer.encode(item["text"]), dtype=torch.long) for item in usable
+        ]
         return {
             "input_features": torch.nn.utils.rnn.pad_sequence(mels, batch_first=True),
             "feature_lengths": torch.tensor([len(m) for m in mels]),
@@ -273,8 +306,12 @@ def train(cfg: DictConfig) -> Path:
     model = LaCTForCTC(config, tokenizer).to(device)
     tqdm.write(f"LaCT model ({config.mixer} mixer): {model.num_parameters():,} parameters")
 
-    train_set = SpeechDataset(list(data.train), "train", tokenizer, data)
+    augment = {name: p for name, p in data.augment.items() if p > 0 and name != "silence"}
+    train_set = SpeechDataset(
+        list(data.train), "train", tokenizer, data, data.augment.get("silence", 0.0), seed
+    )
     val_set = SpeechDataset([data.dev], "dev", tokenizer, data)
+    train_collator = CTCCollator(tokenizer, config.num_mel_bins, *augmenters(augment))
     collator = CTCCollator(tokenizer, config.num_mel_bins)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay
@@ -286,7 +323,7 @@ def train(cfg: DictConfig) -> Path:
     if args.resume_from_checkpoint:
         state.update(resume(args.resume_from_checkpoint, output_dir, model, optimizer, scheduler))
 
-    stream = batch_stream(train_set, collator, args, seed, state["samples_seen"])
+    stream = batch_stream(train_set, train_collator, args, seed, state["samples_seen"])
     metrics_file = (output_dir / METRICS).open("a")
 
     def log(record: dict[str, Any]) -> None:
