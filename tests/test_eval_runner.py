@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from tiny_audio.cli import cli
 from tiny_audio.data.manifest import Utterance, read_manifest, write_manifest
-from tiny_audio.evaluate.runner import evaluate, slug, summarize
+from tiny_audio.evaluate.runner import distinct_slugs, evaluate, slug, summarize
 
 SLICES = ("cards", "goforward")
 PREDICTION_KEYS = {
@@ -116,3 +116,17 @@ def test_failing_items_are_recorded_and_counted(
     assert summary["n"] == 4 and summary["failed"] == 2 and summary["scored"] == 2
     assert summary["slices"]["broken"]["failed"] == 2
     assert summary["slices"]["goforward"]["wer"] == 0.0
+
+
+def test_output_folders_are_distinct_for_runs_with_the_same_last_parts(tmp_path: Path) -> None:
+    first, second = tmp_path / "6k" / "lact" / "best", tmp_path / "aug" / "lact" / "best"
+    first.mkdir(parents=True)
+    second.mkdir(parents=True)
+    assert slug(str(first)) == slug(str(second)) == "lact-best"
+    folders = distinct_slugs([str(first), str(second), "whisper:tiny.en", str(first)])
+    assert folders == {
+        str(first): "6k-lact-best",
+        str(second): "aug-lact-best",
+        "whisper:tiny.en": "whisper-tiny.en",
+    }
+    assert distinct_slugs([str(first), "whisper:tiny.en"])[str(first)] == "lact-best"

@@ -67,13 +67,28 @@ class _Loaded:
     error: str | None
 
 
-def slug(name: str) -> str:
+def slug(name: str, parts: int = 2) -> str:
     """A directory name for a model or dataset name: "whisper:tiny.en" -> "whisper-tiny.en";
-    a local path keeps its last two parts ("data/synth/test.jsonl" -> "synth-test")."""
+    a local path keeps its last `parts` parts ("data/synth/test.jsonl" -> "synth-test")."""
     path = Path(name).expanduser()
     if path.exists():
-        name = f"{path.resolve().parent.name}-{path.stem if path.is_file() else path.name}"
+        path = path.resolve()
+        tail = [*path.parent.parts[1:], path.stem if path.is_file() else path.name][-parts:]
+        name = "-".join(tail)
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "unnamed"
+
+
+def distinct_slugs(names: list[str]) -> dict[str, str]:
+    """slug() of each name, keeping more of a path's parts where two names would share a folder
+    (runs/a/lact/best and runs/b/lact/best -> a-lact-best, b-lact-best)."""
+    unique = list(dict.fromkeys(names))
+    depth = max((len(Path(name).expanduser().resolve().parts) for name in unique), default=2)
+    slugs = [slug(name) for name in unique]
+    for parts in range(3, depth + 1):
+        if len(set(slugs)) == len(slugs):
+            break
+        slugs = [slug(name, parts) for name in unique]
+    return dict(zip(unique, slugs, strict=True))
 
 
 def _describe_error(error: BaseException) -> str:
@@ -278,6 +293,7 @@ def run_eval(
     from tiny_audio.recognizer import load_recognizer
 
     console = console or Console(stderr=True)
+    folders = distinct_slugs(models) | distinct_slugs(datasets)
     results = []
     for model in models:
         with console.status(f"loading {model}"):
@@ -303,7 +319,7 @@ def run_eval(
                 "machine": machine_description(),
                 **summarize(predictions),
             }
-            write_run(output_dir / slug(model) / slug(dataset), predictions, metrics)
+            write_run(output_dir / folders[model] / folders[dataset], predictions, metrics)
             results.append(metrics)
         del recognizer
     (output_dir / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
