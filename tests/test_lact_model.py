@@ -259,3 +259,51 @@ def test_transcribe_rejects_options_it_does_not_have() -> None:
 
     with pytest.raises(UserError, match="temperature"):
         LaCTForCTC(tiny_config()).transcribe([np.zeros(1600, dtype=np.float32)], temperature=0.5)
+
+
+@pytest.mark.parametrize("extra_samples", [0, 321, 640])
+@pytest.mark.parametrize("chunk_length_s", [1.0, 3.3, 4.0])
+def test_long_audio_runs_in_windows_whose_frames_join_into_the_whole_clip(
+    extra_samples: int, chunk_length_s: float
+) -> None:
+    """With no blocks, each CTC frame depends only on nearby audio, so windows that keep the
+    frames of their half of each overlap must reproduce the whole clip's frames exactly."""
+    torch.manual_seed(0)
+    model = LaCTForCTC(tiny_config(num_hidden_layers=0)).eval()
+    # Steady noise: every window has the clip's loudest level, so log-mel scaling agrees.
+    wave = np.random.default_rng(0).standard_normal(12 * 16_000 + extra_samples)
+    wave = (0.1 * wave).astype(np.float32)
+    whole = model.clip_logits([wave], chunk_length_s=60)[0]
+
+    seen: list[int] = []
+    hook = model.audio_encoder.register_forward_hook(
+        lambda module, args, output: seen.append(args[0].shape[1])
+    )
+    windowed = model.clip_logits([wave], chunk_length_s=chunk_length_s, batch_size=2)[0]
+    hook.remove()
+    assert len(seen) > 1 and max(seen) <= chunk_length_s * 100 + 4  # 10 ms mel frames
+    torch.testing.assert_close(windowed, whole)
+
+
+def test_transcribe_command_windows_lact_audio_and_names_options_it_lacks(tmp_path) -> None:
+    import soundfile as sf
+    from click.testing import CliRunner
+
+    from tiny_audio.cli import cli
+
+    torch.manual_seed(0)
+    model = LaCTForCTC(tiny_config())
+    model.save_pretrained(tmp_path / "model")
+    wave = (0.1 * np.random.default_rng(2).standard_normal(5 * 16_000)).astype(np.float32)
+    sf.write(tmp_path / "noise.wav", wave, 16_000)
+    command = ["transcribe", str(tmp_path / "noise.wav"), "-m", str(tmp_path / "model")]
+
+    windowed = CliRunner().invoke(cli, [*command, "--chunk-length-s", "2"])
+    assert windowed.exit_code == 0, windowed.output
+    expected = model.eval().transcribe([wave], chunk_length_s=2.0)[0]
+    assert expected != model.transcribe([wave])[0]  # the random model's windows read differently
+    assert windowed.stdout.strip() == expected.strip()
+
+    rejected = CliRunner().invoke(cli, [*command, "--prompt", "names"])
+    assert rejected.exit_code == 1
+    assert "not prompt" in rejected.output and "Traceback" not in rejected.output

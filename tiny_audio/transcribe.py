@@ -97,7 +97,7 @@ FORMATTERS = {
     "--chunk-length-s",
     type=float,
     default=None,
-    help="Window long audio (default: the encoder's 30 s).",
+    help="Window long audio (default: the model's max_audio_seconds; 30 s for Whisper).",
 )
 @click.option("--stride-length-s", type=float, default=None, help="Overlap between windows.")
 @click.option("--batch-size", default=8, show_default=True)
@@ -127,14 +127,13 @@ def transcribe_command(
     from tiny_audio.recognizer import load_recognizer
 
     recognizer = load_recognizer(model)
-    options: dict[str, Any] = {"num_beams": num_beams}
-    if hasattr(recognizer, "transcribe_segments"):  # LLM-based models take the decoding options too
-        options.update(
-            max_new_tokens=max_new_tokens,
-            chunk_length_s=chunk_length_s,
-            stride_length_s=stride_length_s,
-            prompt=prompt,
-        )
+    given = {
+        "max_new_tokens": max_new_tokens,
+        "chunk_length_s": chunk_length_s,
+        "stride_length_s": stride_length_s,
+        "prompt": prompt,
+    }  # only what was asked for: a model that lacks an option names it in one line
+    options = {"num_beams": num_beams} | {k: v for k, v in given.items() if v is not None}
     results, failures = transcribe_files(recognizer, list(files), batch_size, options)
     formatter = FORMATTERS[output_format]
     for result in results:

@@ -37,6 +37,9 @@ class LaCTConfig:
     # sides (one-way chunk updates only carry the past forward).
     lact_bidirectional: bool = False
     mixer: str = "lact"
+    # Longer audio is transcribed in overlapping windows of this length (attention memory grows
+    # with the square of the length); best near the length of the training utterances.
+    max_audio_seconds: float = 30.0
     dropout: float = 0.1
     audio_encoder_dropout: float = 0.1
     rope_theta: float = 10_000.0

@@ -429,13 +429,58 @@ class LaCTForCTC(nn.Module):
         return texts
 
     @torch.no_grad()
+    def clip_logits(
+        self,
+        waveforms: list[np.ndarray],
+        chunk_length_s: float | None = None,
+        stride_length_s: float | None = None,
+        batch_size: int = 8,
+    ) -> list[Tensor]:
+        """(frames, vocab) CTC logits of each whole waveform. Audio longer than `chunk_length_s`
+        (default `config.max_audio_seconds`) runs through the model in windows overlapping by
+        `stride_length_s` (default a sixth of a window), so hours of audio fit in memory. Each
+        overlap is split halfway: each window keeps the frames of its own half, where it has
+        seen context on both sides, and the kept frames are joined in order."""
+        chunk = chunk_length_s or self.config.max_audio_seconds
+        samples_per_frame = HOP_LENGTH * math.prod(self.audio_encoder.strides)
+        # Windows start on the frame grid, so a window's frames are the clip's frames.
+        size = max(2, round(chunk * SAMPLE_RATE / samples_per_frame))
+        stride = stride_length_s if stride_length_s is not None else chunk / 6
+        overlap = min(round(stride * SAMPLE_RATE / samples_per_frame), size // 2)
+        half = overlap // 2  # the overlap's first `half` frames come from the earlier window
+        windows: list[tuple[int, np.ndarray, slice]] = []
+        for index, wave in enumerate(waveforms):
+            total = -(-len(wave) // samples_per_frame)
+            begin = 0
+            while True:
+                last = begin + size >= total
+                frames = slice(half if begin else 0, None if last else size - overlap + half)
+                window = wave[begin * samples_per_frame : (begin + size) * samples_per_frame]
+                windows.append((index, window, frames))
+                if last:
+                    break
+                begin += size - overlap
+        pieces: list[list[Tensor]] = [[] for _ in waveforms]
+        for first in range(0, len(windows), batch_size):
+            batch = windows[first : first + batch_size]
+            logits, lengths = self(*self.features([wave for _, wave, _ in batch]))
+            for (index, _, frames), row, length in zip(
+                batch, logits, lengths.tolist(), strict=True
+            ):
+                pieces[index].append(row[:length][frames])
+        return [torch.cat(clip) for clip in pieces]
+
+    @torch.no_grad()
     def transcribe(
         self, audio: list[Any], num_beams: int = 1, batch_size: int = 8, **options: Any
     ) -> list[str]:
-        """Texts for 16 kHz mono waveforms (anything tiny_audio.audio.load_audio accepts)."""
-        if options:
+        """Texts for 16 kHz mono waveforms (anything tiny_audio.audio.load_audio accepts);
+        `options` are those of `clip_logits` (chunk_length_s, stride_length_s)."""
+        unknown = set(options) - {"chunk_length_s", "stride_length_s"}
+        if unknown:
             raise UserError(
-                f"LaCT models take only num_beams and batch_size, not {', '.join(options)}"
+                "LaCT models take only num_beams, batch_size, chunk_length_s and "
+                f"stride_length_s, not {', '.join(sorted(unknown))}"
             )
         from tiny_audio.audio import load_audio
 
@@ -444,8 +489,8 @@ class LaCTForCTC(nn.Module):
         texts: list[str] = []
         for start in range(0, len(audio), batch_size):
             waveforms = [load_audio(item) for item in audio[start : start + batch_size]]
-            logits, lengths = self(*self.features(waveforms))
-            texts.extend(self.decode(logits, lengths, num_beams))
+            for logits in self.clip_logits(waveforms, batch_size=batch_size, **options):
+                texts.extend(self.decode(logits[None], torch.tensor([len(logits)]), num_beams))
         self.train(was_training)
         return texts
 
