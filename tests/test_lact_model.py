@@ -307,3 +307,6 @@ def test_transcribe_command_windows_lact_audio_and_names_options_it_lacks(tmp_pa
     rejected = CliRunner().invoke(cli, [*command, "--prompt", "names"])
     assert rejected.exit_code == 1
     assert "not prompt" in rejected.output and "Traceback" not in rejected.output
+
+    negative = CliRunner().invoke(cli, [*command, "--chunk-length-s", "-5"])
+    assert negative.exit_code == 2 and "not in the range" in negative.output

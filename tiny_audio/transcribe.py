@@ -95,11 +95,16 @@ FORMATTERS = {
 )
 @click.option(
     "--chunk-length-s",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=None,
     help="Window long audio (default: the model's max_audio_seconds; 30 s for Whisper).",
 )
-@click.option("--stride-length-s", type=float, default=None, help="Overlap between windows.")
+@click.option(
+    "--stride-length-s",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Overlap between windows.",
+)
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--prompt", default=None, help="Context for the decoder, e.g. names to expect.")
 @click.option(
