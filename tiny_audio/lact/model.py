@@ -441,25 +441,26 @@ class LaCTForCTC(nn.Module):
         `stride_length_s` (default a sixth of a window), so hours of audio fit in memory. Each
         overlap is split halfway: each window keeps the frames of its own half, where it has
         seen context on both sides, and the kept frames are joined in order."""
+        from tiny_audio.model.modeling import split_windows
+
         chunk = chunk_length_s or self.config.max_audio_seconds
-        samples_per_frame = HOP_LENGTH * math.prod(self.audio_encoder.strides)
-        # Windows start on the frame grid, so a window's frames are the clip's frames.
-        size = max(2, round(chunk * SAMPLE_RATE / samples_per_frame))
-        stride = stride_length_s if stride_length_s is not None else chunk / 6
-        overlap = min(round(stride * SAMPLE_RATE / samples_per_frame), size // 2)
-        half = overlap // 2  # the overlap's first `half` frames come from the earlier window
+        grid = HOP_LENGTH * math.prod(self.audio_encoder.strides)  # samples per CTC frame
+
+        def middle(earlier_end: int, later_begin: int) -> int:
+            """Where an overlap is split, on the frame grid: a window's frames are the clip's."""
+            return later_begin + (earlier_end - later_begin) // grid // 2 * grid
+
         windows: list[tuple[int, np.ndarray, slice]] = []
         for index, wave in enumerate(waveforms):
-            total = -(-len(wave) // samples_per_frame)
-            begin = 0
-            while True:
-                last = begin + size >= total
-                frames = slice(half if begin else 0, None if last else size - overlap + half)
-                window = wave[begin * samples_per_frame : (begin + size) * samples_per_frame]
-                windows.append((index, window, frames))
-                if last:
-                    break
-                begin += size - overlap
+            spans = split_windows(len(wave), chunk, stride_length_s, grid)
+            for number, (begin, end, overlaps) in enumerate(spans):
+                last = number + 1 == len(spans)
+                keep_from = middle(spans[number - 1][1], begin) if overlaps else begin
+                keep_to = end if last else middle(end, spans[number + 1][0])
+                frames = slice(
+                    (keep_from - begin) // grid, None if last else (keep_to - begin) // grid
+                )
+                windows.append((index, wave[begin:end], frames))
         pieces: list[list[Tensor]] = [[] for _ in waveforms]
         for first in range(0, len(windows), batch_size):
             batch = windows[first : first + batch_size]

@@ -504,19 +504,28 @@ def copy_remote_code(directory: Path) -> None:
 
 
 def split_windows(
-    num_samples: int, chunk_s: float, stride_s: float | tuple[float, float] | None
+    num_samples: int,
+    chunk_s: float,
+    stride_s: float | tuple[float, float] | None,
+    grid: int = 1,
 ) -> list[tuple[int, int, bool]]:
     """(start, end, overlaps_previous) sample windows covering a clip.
 
     Consecutive windows overlap by the left stride (default: a sixth of the window), so words cut
-    at one window's edge are whole in the next; the overlap is removed again when merging."""
-    chunk = int(chunk_s * SAMPLE_RATE)
+    at one window's edge are whole in the next; the overlap is removed again when merging.
+    Window lengths and overlaps are rounded to whole multiples of `grid` samples (a model's frame
+    hop), so every window starts on the clip's frame grid."""
+
+    def on_grid(samples: int) -> int:
+        return round(samples / grid) * grid
+
+    chunk = max(grid, on_grid(int(chunk_s * SAMPLE_RATE)))
     if num_samples <= chunk:
         return [(0, num_samples, False)]
     if stride_s is None:
         stride_s = chunk_s / 6
     left = stride_s[0] if isinstance(stride_s, tuple) else stride_s
-    overlap = min(int(left * SAMPLE_RATE), chunk // 2)
+    overlap = min(on_grid(int(left * SAMPLE_RATE)), chunk // grid // 2 * grid)
     step = chunk - overlap
     windows = []
     start = 0
