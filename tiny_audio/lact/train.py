@@ -306,12 +306,11 @@ def train(cfg: DictConfig) -> Path:
     model = LaCTForCTC(config, tokenizer).to(device)
     tqdm.write(f"LaCT model ({config.mixer} mixer): {model.num_parameters():,} parameters")
 
-    augment = {name: p for name, p in data.augment.items() if p > 0 and name != "silence"}
     train_set = SpeechDataset(
         list(data.train), "train", tokenizer, data, data.augment.get("silence", 0.0), seed
     )
     val_set = SpeechDataset([data.dev], "dev", tokenizer, data)
-    train_collator = CTCCollator(tokenizer, config.num_mel_bins, *augmenters(augment))
+    train_collator = CTCCollator(tokenizer, config.num_mel_bins, *augmenters(data.augment))
     collator = CTCCollator(tokenizer, config.num_mel_bins)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay

@@ -11,7 +11,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -167,9 +167,10 @@ def train(cfg: DictConfig) -> Path:
     train_set = add_silence(
         train_set, d.augment.silence, cfg.seed
     )  # empty transcripts: say nothing
-    augment = {name: p for name, p in d.augment.items() if p > 0 and name != "silence"}
+    augment_waveform, augment_features = augmenters(d.augment)
     cache = None
-    if t.cache_encoder_outputs and not augment and cfg.model.encoder_lora_rank == 0:
+    augmented = augment_waveform is not None or augment_features is not None
+    if t.cache_encoder_outputs and not augmented and cfg.model.encoder_lora_rank == 0:
         from tiny_audio.zoo import cache_home
 
         cache = EncoderCache(
@@ -181,7 +182,7 @@ def train(cfg: DictConfig) -> Path:
                 cache.build(train_set, lambda waves: encode_clips(model, waves))
         cache = EncoderCache(cache.directory, cache.dim)  # re-read: other processes built nothing
         train_set = [u for u in train_set if cache_key(u) in cache]
-    collator = Collator(model, cache, d.lowercase_labels, *augmenters(augment))
+    collator = Collator(model, cache, d.lowercase_labels, augment_waveform, augment_features)
     model.config.audio_token_dropout = d.audio_token_dropout
 
     optimizer = torch.optim.AdamW(param_groups(model, t), weight_decay=t.weight_decay)
@@ -338,8 +339,10 @@ def encode_clips(model: Any, waves: list[Any]) -> list[Any]:
     return [h[: int(n)].float().cpu().numpy() for h, n in zip(hidden, mask.sum(dim=1))]
 
 
-def augmenters(augment: dict[str, float]) -> tuple[Any, Any]:
-    """Waveform and feature augmentation functions for the probabilities that are set."""
+def augmenters(block: Mapping[str, float]) -> tuple[Any, Any]:
+    """Waveform and feature augmentation functions for a `data.augment` block (name ->
+    probability), or None for each kind that is off; `silence` shapes the data set instead."""
+    augment = {name: p for name, p in block.items() if p > 0 and name != "silence"}
     if not augment:
         return None, None
     from tiny_audio.data.augment import feature_augmenter, waveform_augmenter
