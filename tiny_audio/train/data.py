@@ -3,6 +3,7 @@ step, a memory-mapped cache of frozen-encoder outputs, and the collator."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -94,20 +95,23 @@ class LengthGroupedBatches:
 class EncoderCache:
     """Frozen encoder outputs, float16, one memory-mapped file; an index maps keys to rows.
 
-    Built once per encoder and reused by every experiment on the same data. Rows are appended
-    and the index rewritten atomically, so a killed build resumes where it stopped."""
+    Built once per encoder and shared by every experiment on the same data, including runs side
+    by side: building holds a lock on the folder, so two builders never append at once. Rows are
+    appended and the index rewritten atomically after them, so a killed build resumes where it
+    stopped (rows past the index are dropped) and readers only see rows that are complete."""
 
     def __init__(self, directory: Path, dim: int) -> None:
         self.directory, self.dim = directory, dim
         directory.mkdir(parents=True, exist_ok=True)
         self.data_path, self.index_path = directory / "frames.f16", directory / "index.json"
-        self.index: dict[str, list[int]] = (
-            json.loads(self.index_path.read_text()) if self.index_path.exists() else {}
-        )
-        used = sum(frames for _, frames in self.index.values()) * dim * 2
-        if self.data_path.exists() and self.data_path.stat().st_size > used:
-            os.truncate(self.data_path, used)  # rows written after the last index save
+        self.index: dict[str, list[int]] = self._read_index()
         self._frames: np.ndarray | None = None
+
+    def _read_index(self) -> dict[str, list[int]]:
+        return json.loads(self.index_path.read_text()) if self.index_path.exists() else {}
+
+    def _indexed_frames(self) -> int:
+        return max((offset + frames for offset, frames in self.index.values()), default=0)
 
     def missing(self, utterances: list[Utterance]) -> list[Utterance]:
         return [u for u in utterances if cache_key(u) not in self.index]
@@ -119,26 +123,39 @@ class EncoderCache:
         batch_size: int = 16,
     ) -> list[str]:
         """Encode what is missing; returns the keys of clips that could not be read."""
-        todo, unreadable = self.missing(utterances), []
-        offset = sum(frames for _, frames in self.index.values())
-        with self.data_path.open("ab") as data:
-            for start in tqdm(
-                range(0, len(todo), batch_size), desc="encoding (cached once)", disable=not todo
-            ):
-                keys, waves = [], []
-                for utterance in todo[start : start + batch_size]:
-                    try:
-                        waves.append(load_audio(utterance.audio))
-                        keys.append(cache_key(utterance))
-                    except AudioError as error:
-                        unreadable.append(cache_key(utterance))
-                        logger.warning("skipped %s: %s", utterance.id, error)
-                for key, hidden in zip(keys, encode(waves) if waves else []):
-                    data.write(hidden.astype(np.float16).tobytes())
-                    self.index[key] = [offset, len(hidden)]
-                    offset += len(hidden)
-                data.flush()
-                self._save_index()
+        row_bytes = self.dim * 2
+        with (self.directory / "lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            self.index = self._read_index()  # another builder may have added rows meanwhile
+            stored = self.data_path.stat().st_size // row_bytes if self.data_path.exists() else 0
+            if self._indexed_frames() > stored:
+                logger.warning("encoder cache %s is damaged; rebuilding it", self.directory)
+                self.index = {}
+            offset = self._indexed_frames()
+            self.data_path.touch()
+            os.truncate(self.data_path, offset * row_bytes)  # rows a killed build left unindexed
+            todo = list({cache_key(u): u for u in self.missing(utterances)}.values())
+            unreadable = []
+            with self.data_path.open("ab") as data:
+                for start in tqdm(
+                    range(0, len(todo), batch_size),
+                    desc="encoding (cached once)",
+                    disable=not todo,
+                ):
+                    keys, waves = [], []
+                    for utterance in todo[start : start + batch_size]:
+                        try:
+                            waves.append(load_audio(utterance.audio))
+                            keys.append(cache_key(utterance))
+                        except AudioError as error:
+                            unreadable.append(cache_key(utterance))
+                            logger.warning("skipped %s: %s", utterance.id, error)
+                    for key, hidden in zip(keys, encode(waves) if waves else []):
+                        data.write(hidden.astype(np.float16).tobytes())
+                        self.index[key] = [offset, len(hidden)]
+                        offset += len(hidden)
+                    data.flush()
+                    self._save_index()
         self._frames = None
         return unreadable
 
