@@ -105,12 +105,19 @@ def test_tiny_training_reduces_loss_and_writes_checkpoints(
         "config.json",
         "model.safetensors",
         "vocab.json",
+        "char_lm.json",
         "training_state.pt",
         "metrics.json",
     }
     best = straight_run / "best"
     assert json.loads((best / "config.json").read_text())["model_type"] == "lact_asr"
-    assert isinstance(LaCTForCTC.from_pretrained(best).transcribe([str(corpus / "0.wav")])[0], str)
+    model = LaCTForCTC.from_pretrained(best)
+    assert isinstance(model.transcribe([str(corpus / "0.wav")])[0], str)
+    # The character LM was fitted on the training transcripts (normalised: lower case).
+    assert model.lm is not None
+    assert model.lm.probability("the ca", "t") > 0.5 > model.lm.probability("the ca", "q")
+    model.config.lm_weight = 0.5
+    assert isinstance(model.transcribe([str(corpus / "0.wav")], num_beams=4)[0], str)
 
 
 def test_resuming_replays_the_remaining_steps_exactly(

@@ -1,6 +1,6 @@
 """Compare finished LaCT training runs (e.g. model.mixer=lact against model.mixer=attention):
-dev CER/WER of each run's best checkpoint (RUN/best, what `train` returns), greedy and beam,
-plus training-curve PNGs.
+dev CER/WER of each run's best checkpoint (RUN/best, what `train` returns), greedy, beam and beam
+with the character LM, plus training-curve PNGs.
 
     python -m tiny_audio.lact.ablation RUN_DIR RUN_DIR --dev dev.jsonl --out results/
 """
@@ -29,15 +29,20 @@ def run_label(config: dict[str, Any]) -> str:
     return f"lact, {update}, {scan}"
 
 
-def score_run(run: Path, dev: Path, num_beams: int, batch_size: int) -> dict[str, Any]:
+def score_run(
+    run: Path, dev: Path, num_beams: int, batch_size: int, lm: tuple[float, float] | None
+) -> dict[str, Any]:
+    """Dev CER/WER of RUN/best greedy, by beam search, and by beam search fused with its
+    character LM (`lm` = weight, bonus; default the checkpoint's own) where it has one."""
     import jiwer
+    import torch
 
+    from tiny_audio.audio import load_audio
     from tiny_audio.lact.model import LaCTForCTC
 
     checkpoint = run / "best"
     model = LaCTForCTC.from_pretrained(checkpoint)
     rows = [json.loads(line) for line in dev.read_text().splitlines() if line.strip()]
-    audio = [str(dev.parent / row["audio"]) for row in rows]
     references = [model.tokenizer.normalize(row["text"]) for row in rows]
     metrics = read_metrics(run)
     best_step = min((row for row in metrics if "cer" in row), key=lambda row: row["cer"])["step"]
@@ -51,9 +56,18 @@ def score_run(run: Path, dev: Path, num_beams: int, batch_size: int) -> dict[str
         "train_seconds": max((row.get("elapsed_s", 0.0) for row in metrics), default=0.0),
         "dev_utterances": len(rows),
     }
-    for beams in sorted({1, num_beams}):
-        hypotheses = model.transcribe(audio, num_beams=beams, batch_size=batch_size)
-        result[f"beam{beams}"] = {
+    weight, bonus = lm or (model.config.lm_weight, model.config.lm_bonus)
+    decodings = {"beam1": (1, 0.0), f"beam{num_beams}": (num_beams, 0.0)}
+    if model.lm is not None and weight > 0:
+        decodings[f"beam{num_beams}+lm"] = (num_beams, weight)
+        result["lm"] = {"weight": weight, "bonus": bonus, "order": model.lm.order}
+    waveforms = [load_audio(str(dev.parent / row["audio"])) for row in rows]
+    clips = model.clip_logits(waveforms, batch_size=batch_size)
+    model.config.lm_bonus = bonus
+    for name, (beams, lm_weight) in decodings.items():
+        model.config.lm_weight = lm_weight
+        hypotheses = [model.decode(row[None], torch.tensor([len(row)]), beams)[0] for row in clips]
+        result[name] = {
             "cer": float(jiwer.cer(references, hypotheses)),
             "wer": float(jiwer.wer(references, hypotheses)),
             "examples": [
@@ -104,16 +118,31 @@ def plot_curves(runs: list[Path], png: Path) -> None:
 )
 @click.option("--num-beams", default=4, show_default=True)
 @click.option("--batch-size", default=16, show_default=True)
-def main(runs: tuple[Path, ...], dev: Path, out: Path, num_beams: int, batch_size: int) -> None:
+@click.option(
+    "--lm",
+    type=(float, float),
+    default=None,
+    help="Character-LM weight and per-character bonus for the fused beam (default: each "
+    "checkpoint's own config; `python -m tiny_audio.lact.lm` adds an LM to older checkpoints).",
+)
+def main(
+    runs: tuple[Path, ...],
+    dev: Path,
+    out: Path,
+    num_beams: int,
+    batch_size: int,
+    lm: tuple[float, float] | None,
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    results = [score_run(run, dev, num_beams, batch_size) for run in runs]
+    results = [score_run(run, dev, num_beams, batch_size, lm) for run in runs]
     (out / "lact_ablation.json").write_text(json.dumps(results, indent=2) + "\n")
     plot_curves(list(runs), out / "lact_ablation_curves.png")
     width = max(len(result["mixer"]) for result in results)
     for result in results:
         scores = "  ".join(
-            f"beam{b}: CER {result[f'beam{b}']['cer']:.3f} WER {result[f'beam{b}']['wer']:.3f}"
-            for b in sorted({1, num_beams})
+            f"{name}: CER {result[name]['cer']:.3f} WER {result[name]['wer']:.3f}"
+            for name in result
+            if name.startswith("beam")
         )
         click.echo(
             f"{result['mixer']:>{width}} ({result['parameters']:,} params, {result['steps']} steps, {result['train_seconds'] / 60:.1f} min): {scores}"

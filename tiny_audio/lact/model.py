@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from tiny_audio.errors import UserError
 from tiny_audio.lact.config import LaCTConfig
 from tiny_audio.lact.decoding import beam_search_decode, greedy_decode
+from tiny_audio.lact.lm import CharLM
 from tiny_audio.lact.tokenizer import CharTokenizer
 
 SAMPLE_RATE = 16_000
@@ -382,6 +383,8 @@ class LaCTForCTC(nn.Module):
             )
         self.config = config
         self.name = "lact"
+        # Character LM for beam search, fitted on the training transcripts (lm.py); optional.
+        self.lm: CharLM | None = None
         self.log_mel = LogMel(config.num_mel_bins)
         self.audio_encoder = AudioEncoder(config)
         self.blocks = nn.ModuleList(LaCTBlock(config) for _ in range(config.num_hidden_layers))
@@ -418,11 +421,16 @@ class LaCTForCTC(nn.Module):
         return nn.utils.rnn.pad_sequence(mels, batch_first=True), lengths
 
     def decode(self, logits: Tensor, lengths: Tensor, num_beams: int = 1) -> list[str]:
+        """Greedy, or beam search fused with the character LM where there is one and
+        `config.lm_weight` is above 0."""
         log_probs = logits.float().log_softmax(-1).cpu()
+        fuse = None
+        if num_beams > 1 and self.lm is not None and self.config.lm_weight > 0:
+            fuse = self.lm.fusion(self.tokenizer.vocab, self.config.lm_weight, self.config.lm_bonus)
         texts = []
         for row, length in zip(log_probs, lengths.tolist(), strict=True):
             if num_beams > 1:
-                ids = beam_search_decode(row[:length], num_beams, self.tokenizer.blank_id)
+                ids = beam_search_decode(row[:length], num_beams, self.tokenizer.blank_id, fuse)
             else:
                 ids = greedy_decode(row[:length], self.tokenizer.blank_id)
             texts.append(self.tokenizer.decode(ids))
@@ -502,6 +510,8 @@ class LaCTForCTC(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         self.config.save(directory)
         self.tokenizer.save(directory)
+        if self.lm is not None:
+            self.lm.save(directory)
         state = {
             name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()
         }
@@ -516,5 +526,6 @@ class LaCTForCTC(nn.Module):
             raise UserError(f"{directory}: no model.safetensors")
         model = cls(LaCTConfig.load(directory), CharTokenizer.load(directory))
         model.load_state_dict(load_file(str(weights)))
+        model.lm = CharLM.load(directory)
         model.name = f"lact:{directory.name}"
         return model.to(device).eval()

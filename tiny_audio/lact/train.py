@@ -30,6 +30,7 @@ from tqdm import tqdm
 from tiny_audio.data.manifest import Utterance
 from tiny_audio.errors import UserError
 from tiny_audio.lact.config import LaCTConfig
+from tiny_audio.lact.lm import CharLM
 from tiny_audio.lact.model import LaCTForCTC, LogMel
 from tiny_audio.lact.tokenizer import CharTokenizer
 from tiny_audio.train import checkpoint as ckpt
@@ -62,6 +63,7 @@ class TrainingArgs:
     resume_from_checkpoint: str | None = None  # a checkpoint directory, or "latest" in output_dir
     device: str = "auto"
     num_threads: int | None = None
+    lm_order: int = 6  # character LM for beam search, fitted on the training transcripts; 0: none
 
 
 @dataclass
@@ -310,6 +312,8 @@ def train(cfg: DictConfig) -> Path:
         list(data.train), "train", tokenizer, data, data.augment.get("silence", 0.0), seed
     )
     val_set = SpeechDataset([data.dev], "dev", tokenizer, data)
+    if args.lm_order:
+        model.lm = CharLM.fit((text for _, text in train_set.items if text), args.lm_order)
     train_collator = CTCCollator(tokenizer, config.num_mel_bins, *augmenters(data.augment))
     collator = CTCCollator(tokenizer, config.num_mel_bins)
     optimizer = torch.optim.AdamW(
