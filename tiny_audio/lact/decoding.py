@@ -13,7 +13,7 @@ from tiny_audio.lact.lm import Fusion
 
 NEG_INF = -math.inf
 # Labels this much less likely than a frame's best are not tried there: they would fall out of
-# any beam, and trying all of them on every frame makes beam search ~10x slower.
+# any beam, and trying all of them on every frame makes beam search 2-3x slower.
 PRUNE_LOG_PROB = 10.0
 
 

@@ -28,6 +28,8 @@ Fusion = Callable[[tuple[int, ...], int | None], float]
 
 
 class CharLM:
+    """Counts of each character after every history of up to `order - 1` characters."""
+
     def __init__(self, order: int, counts: dict[str, dict[str, int]]) -> None:
         self.order, self.counts = order, counts
         # (count, distinct followers) per history: Witten-Bell's two statistics.
