@@ -28,17 +28,18 @@ Fusion = Callable[[tuple[int, ...], int | None], float]
 
 
 class CharLM:
-    """Counts of each character after every history of up to `order - 1` characters."""
+    """Counts of each character after every history of up to `order - 1` characters; `alphabet`
+    is every character it predicts (BOUNDARY included), so probabilities sum to 1 over it."""
 
-    def __init__(self, order: int, counts: dict[str, dict[str, int]]) -> None:
-        self.order, self.counts = order, counts
+    def __init__(self, order: int, counts: dict[str, dict[str, int]], alphabet: str) -> None:
+        self.order, self.counts, self.alphabet = order, counts, alphabet
         # (count, distinct followers) per history: Witten-Bell's two statistics.
         self.totals = {h: (sum(c.values()), len(c)) for h, c in counts.items()}
-        self.alphabet_size = len(counts.get("", {})) or 1
         self._memo: dict[tuple[str, str], float] = {}
 
     @classmethod
-    def fit(cls, texts: Iterable[str], order: int = 6) -> CharLM:
+    def fit(cls, texts: Iterable[str], characters: str, order: int = 6) -> CharLM:
+        """Fit on texts written in `characters` (a CTC vocabulary without its blank)."""
         if order < 1:
             raise UserError(f"LM order must be at least 1, not {order}")
         counts: dict[str, Counter[str]] = defaultdict(Counter)
@@ -49,12 +50,12 @@ class CharLM:
                     counts[padded[end - length : end]][padded[end]] += 1
         if not counts:
             raise UserError("no text to fit a character LM on")
-        return cls(order, {h: dict(c) for h, c in counts.items()})
+        return cls(order, {h: dict(c) for h, c in counts.items()}, characters + BOUNDARY)
 
     def probability(self, history: str, char: str) -> float:
         key = (history, char)
         if key not in self._memo:
-            lower = self.probability(history[1:], char) if history else 1.0 / self.alphabet_size
+            lower = self.probability(history[1:], char) if history else 1.0 / len(self.alphabet)
             seen = self.counts.get(history)
             if seen is None:
                 self._memo[key] = lower
@@ -81,7 +82,7 @@ class CharLM:
         return fuse
 
     def save(self, directory: Path) -> None:
-        payload = {"order": self.order, "counts": self.counts}
+        payload = {"order": self.order, "alphabet": self.alphabet, "counts": self.counts}
         (directory / LM_FILE).write_text(json.dumps(payload, separators=(",", ":")))
 
     @classmethod
@@ -90,7 +91,7 @@ class CharLM:
         if not file.is_file():
             return None
         payload = json.loads(file.read_text())
-        return cls(int(payload["order"]), payload["counts"])
+        return cls(int(payload["order"]), payload["counts"], payload["alphabet"])
 
 
 @click.command()
@@ -104,7 +105,7 @@ def main(checkpoint: Path, manifests: tuple[Path, ...], order: int) -> None:
 
     tokenizer = CharTokenizer.load(checkpoint)
     texts = [tokenizer.normalize(u.text) for path in manifests for u in iter_manifest(path)]
-    CharLM.fit(texts, order).save(checkpoint)
+    CharLM.fit(texts, "".join(tokenizer.vocab[1:]), order).save(checkpoint)
     click.echo(f"{checkpoint / LM_FILE}: order {order}, {len(texts)} transcripts")
 
 
