@@ -35,7 +35,6 @@ def score_run(
     """Dev CER/WER of RUN/best greedy, by beam search, and by beam search fused with its
     character LM (`lm` = weight, bonus; default the checkpoint's own) where it has one."""
     import jiwer
-    import torch
 
     from tiny_audio.audio import load_audio
     from tiny_audio.lact.model import LaCTForCTC
@@ -66,7 +65,7 @@ def score_run(
     model.config.lm_bonus = bonus
     for name, (beams, lm_weight) in decodings.items():
         model.config.lm_weight = lm_weight
-        hypotheses = [model.decode(row[None], torch.tensor([len(row)]), beams)[0] for row in clips]
+        hypotheses = model.decode_clips(clips, beams)
         result[name] = {
             "cer": float(jiwer.cer(references, hypotheses)),
             "wer": float(jiwer.wer(references, hypotheses)),

@@ -105,7 +105,7 @@ def main(checkpoint: Path, manifests: tuple[Path, ...], order: int) -> None:
 
     tokenizer = CharTokenizer.load(checkpoint)
     texts = [tokenizer.normalize(u.text) for path in manifests for u in iter_manifest(path)]
-    CharLM.fit(texts, "".join(tokenizer.vocab[1:]), order).save(checkpoint)
+    CharLM.fit(texts, tokenizer.characters, order).save(checkpoint)
     click.echo(f"{checkpoint / LM_FILE}: order {order}, {len(texts)} transcripts")
 
 

@@ -421,18 +421,23 @@ class LaCTForCTC(nn.Module):
         return nn.utils.rnn.pad_sequence(mels, batch_first=True), lengths
 
     def decode(self, logits: Tensor, lengths: Tensor, num_beams: int = 1) -> list[str]:
-        """Greedy, or beam search fused with the character LM where there is one and
-        `config.lm_weight` is above 0."""
-        log_probs = logits.float().log_softmax(-1).cpu()
+        """Texts of a padded batch of logits (see `decode_clips`)."""
+        clips = [row[:length] for row, length in zip(logits, lengths.tolist(), strict=True)]
+        return self.decode_clips(clips, num_beams)
+
+    def decode_clips(self, clips: list[Tensor], num_beams: int = 1) -> list[str]:
+        """Texts of each clip's (frames, vocab) logits: greedy, or beam search fused with the
+        character LM where there is one and `config.lm_weight` is above 0."""
         fuse = None
         if num_beams > 1 and self.lm is not None and self.config.lm_weight > 0:
             fuse = self.lm.fusion(self.tokenizer.vocab, self.config.lm_weight, self.config.lm_bonus)
         texts = []
-        for row, length in zip(log_probs, lengths.tolist(), strict=True):
+        for clip in clips:
+            log_probs = clip.float().log_softmax(-1).cpu()
             if num_beams > 1:
-                ids = beam_search_decode(row[:length], num_beams, self.tokenizer.blank_id, fuse)
+                ids = beam_search_decode(log_probs, num_beams, self.tokenizer.blank_id, fuse)
             else:
-                ids = greedy_decode(row[:length], self.tokenizer.blank_id)
+                ids = greedy_decode(log_probs, self.tokenizer.blank_id)
             texts.append(self.tokenizer.decode(ids))
         return texts
 
@@ -498,8 +503,8 @@ class LaCTForCTC(nn.Module):
         texts: list[str] = []
         for start in range(0, len(audio), batch_size):
             waveforms = [load_audio(item) for item in audio[start : start + batch_size]]
-            for logits in self.clip_logits(waveforms, batch_size=batch_size, **options):
-                texts.extend(self.decode(logits[None], torch.tensor([len(logits)]), num_beams))
+            clips = self.clip_logits(waveforms, batch_size=batch_size, **options)
+            texts.extend(self.decode_clips(clips, num_beams))
         self.train(was_training)
         return texts
 

@@ -17,6 +17,7 @@ class CharTokenizer:
     """Lowercases, keeps only known characters, and maps each one to an id (0 is the CTC blank)."""
 
     def __init__(self, characters: str = DEFAULT_CHARACTERS) -> None:
+        self.characters = characters
         self.vocab = [BLANK, *characters]
         self.blank_id = 0
         self._ids = {char: index for index, char in enumerate(self.vocab) if index}

@@ -314,7 +314,7 @@ def train(cfg: DictConfig) -> Path:
     val_set = SpeechDataset([data.dev], "dev", tokenizer, data)
     if args.lm_order:
         texts = (text for _, text in train_set.items if text)
-        model.lm = CharLM.fit(texts, "".join(tokenizer.vocab[1:]), args.lm_order)
+        model.lm = CharLM.fit(texts, tokenizer.characters, args.lm_order)
     train_collator = CTCCollator(tokenizer, config.num_mel_bins, *augmenters(data.augment))
     collator = CTCCollator(tokenizer, config.num_mel_bins)
     optimizer = torch.optim.AdamW(
