@@ -1,6 +1,9 @@
 """Compare finished LaCT training runs (e.g. model.mixer=lact against model.mixer=attention):
 dev CER/WER of each run's best checkpoint (RUN/best, what `train` returns), greedy, beam and beam
-with the character LM, plus training-curve PNGs.
+with the character LM, plus training-curve PNGs. LaCT runs are also decoded with their fast
+weights frozen at their learned start (no test-time training), to show what the updates add.
+With two or more runs, each later run's CER is compared with the first's by a paired bootstrap
+over dev utterances (is the gap real?).
 
     python -m tiny_audio.lact.ablation RUN_DIR RUN_DIR --dev dev.jsonl --out results/
 """
@@ -12,7 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
+import torch
 
+from tiny_audio.audio import load_audio
+from tiny_audio.lact.model import LaCTForCTC, LaCTLayer
 from tiny_audio.lact.train import METRICS
 
 
@@ -29,15 +36,52 @@ def run_label(config: dict[str, Any]) -> str:
     return f"lact, {update}, {scan}"
 
 
+def character_errors(references: list[str], hypotheses: list[str]) -> list[int]:
+    """Edit distance in characters of each hypothesis to its reference."""
+    import jiwer
+
+    errors = []
+    for reference, hypothesis in zip(references, hypotheses, strict=True):
+        if not reference:
+            errors.append(len(hypothesis))
+            continue
+        out = jiwer.process_characters(reference, hypothesis)
+        errors.append(out.substitutions + out.deletions + out.insertions)
+    return errors
+
+
+def paired_bootstrap(
+    errors_a: list[int], errors_b: list[int], lengths: list[int], samples: int = 2000, seed: int = 0
+) -> dict[str, float]:
+    """Corpus CER of B minus A, and its 95% interval from resampling utterances with
+    replacement (both systems scored on the same resample, so per-utterance difficulty cancels)."""
+    a, b, n = (np.asarray(x, dtype=np.float64) for x in (errors_a, errors_b, lengths))
+    picks = np.random.default_rng(seed).integers(0, len(n), size=(samples, len(n)))
+    totals = n[picks].sum(axis=1)
+    differences = (b[picks].sum(axis=1) - a[picks].sum(axis=1)) / totals
+    low, high = np.percentile(differences, [2.5, 97.5])
+    return {
+        "difference": float((b.sum() - a.sum()) / n.sum()),
+        "low": float(low),
+        "high": float(high),
+        "b_better_share": float((differences < 0).mean()),
+    }
+
+
+def freeze_fast_weights(model: torch.nn.Module) -> None:
+    """Zero every LaCT layer's per-token learning rate: the fast weights keep their learned
+    starting values for the whole utterance."""
+    for module in model.modules():
+        if isinstance(module, LaCTLayer):
+            module.base_lr_logit = float("-inf")  # softplus(-inf) = 0 whatever lr_proj says
+
+
 def score_run(
     run: Path, dev: Path, num_beams: int, batch_size: int, lm: tuple[float, float] | None
 ) -> dict[str, Any]:
     """Dev CER/WER of RUN/best greedy, by beam search, and by beam search fused with its
     character LM (`lm` = weight, bonus; default the checkpoint's own) where it has one."""
     import jiwer
-
-    from tiny_audio.audio import load_audio
-    from tiny_audio.lact.model import LaCTForCTC
 
     checkpoint = run / "best"
     model = LaCTForCTC.from_pretrained(checkpoint)
@@ -63,17 +107,40 @@ def score_run(
     waveforms = [load_audio(str(dev.parent / row["audio"])) for row in rows]
     clips = model.clip_logits(waveforms, batch_size=batch_size)
     model.config.lm_bonus = bonus
+    decoded = {}
     for name, (beams, lm_weight) in decodings.items():
         model.config.lm_weight = lm_weight
-        hypotheses = model.decode_clips(clips, beams)
+        decoded[name] = model.decode_clips(clips, beams)
+    if model.config.mixer == "lact":
+        freeze_fast_weights(model)
+        decoded["beam1-frozen"] = model.decode_clips(model.clip_logits(waveforms, batch_size), 1)
+    for name, hypotheses in decoded.items():
         result[name] = {
             "cer": float(jiwer.cer(references, hypotheses)),
             "wer": float(jiwer.wer(references, hypotheses)),
             "examples": [
                 {"ref": r, "hyp": h} for r, h in list(zip(references, hypotheses, strict=True))[:3]
             ],
+            "char_errors": character_errors(references, hypotheses),
         }
+    result["reference_chars"] = [len(reference) for reference in references]
     return result
+
+
+def compare_runs(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every later run against the first, for each decoding both have: CER difference (later
+    minus first) with its paired-bootstrap 95% interval."""
+    first, comparisons = results[0], []
+    for other in results[1:]:
+        for name in (key for key in first if key.startswith("beam") and key in other):
+            interval = paired_bootstrap(
+                first[name]["char_errors"], other[name]["char_errors"], first["reference_chars"]
+            )
+            comparisons.append(
+                {"a": Path(first["run"]).name, "b": Path(other["run"]).name, "decoding": name}
+                | interval
+            )
+    return comparisons
 
 
 def plot_curves(runs: list[Path], png: Path) -> None:
@@ -134,7 +201,9 @@ def main(
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
     results = [score_run(run, dev, num_beams, batch_size, lm) for run in runs]
-    (out / "lact_ablation.json").write_text(json.dumps(results, indent=2) + "\n")
+    comparisons = compare_runs(results)
+    report = {"runs": results, "comparisons": comparisons}
+    (out / "lact_ablation.json").write_text(json.dumps(report, indent=2) + "\n")
     plot_curves(list(runs), out / "lact_ablation_curves.png")
     width = max(len(result["mixer"]) for result in results)
     for result in results:
@@ -145,6 +214,12 @@ def main(
         )
         click.echo(
             f"{result['mixer']:>{width}} ({result['parameters']:,} params, {result['steps']} steps, {result['train_seconds'] / 60:.1f} min): {scores}"
+        )
+    for c in comparisons:
+        click.echo(
+            f"{c['decoding']}: CER {c['b']} - {c['a']} = {c['difference']:+.4f} "
+            f"(95% interval {c['low']:+.4f} .. {c['high']:+.4f}; {c['b']} better in "
+            f"{c['b_better_share']:.0%} of resamples)"
         )
 
 
