@@ -29,17 +29,29 @@ def test_round_trip_keeps_fields_and_stores_relative_paths(tmp_path: Path) -> No
             "a", str(tone(tmp_path / "audio" / "a.flac", 0.5)), "Hello there.", 0.5, "kal", "synth"
         ),
         Utterance("b", str(tone(tmp_path / "audio" / "b.wav", 0.25)), "Ünïcode, too.", 0.25),
+        Utterance(
+            "c",
+            str(tone(tmp_path / "audio" / "c.wav", 0.25)),
+            "At 9:45.",
+            0.25,
+            spoken="At nine forty-five.",
+        ),
     ]
     manifest = write_manifest(tmp_path / "train.jsonl", utterances)
     lines = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
     assert lines[0]["audio"] == "audio/a.flac"
-    assert "speaker" not in lines[1]
+    assert "speaker" not in lines[1] and "spoken" not in lines[1]
+    assert lines[2]["spoken"] == "At nine forty-five."
     assert read_manifest(manifest) == utterances
 
     moved = tmp_path.parent / (tmp_path.name + "-moved")
     shutil.copytree(tmp_path, moved)
     again = read_manifest(moved / "train.jsonl")
-    assert [u.audio for u in again] == [str(moved / "audio/a.flac"), str(moved / "audio/b.wav")]
+    assert [u.audio for u in again] == [
+        str(moved / "audio/a.flac"),
+        str(moved / "audio/b.wav"),
+        str(moved / "audio/c.wav"),
+    ]
     assert all(Path(u.audio).is_file() for u in again)
 
 

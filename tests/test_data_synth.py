@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from tiny_audio.cli import cli
 from tiny_audio.data.manifest import read_manifest
-from tiny_audio.data.synth import SynthConfig, build_corpus, plan
+from tiny_audio.data.synth import SCRATCH, SynthConfig, build_corpus, plan, synthesize
 from tiny_audio.data.texts import (
     Sentence,
     clean_sentence,
@@ -202,3 +202,12 @@ def test_every_default_voice_speaks(tmp_path: Path) -> None:
     quoted = tmp_path / "quoted.wav"  # festival reads a Scheme string: quotes must be escaped
     speak(VOICES["festival-kal"], 'He said "yes" and left\\.', quoted)
     assert sf.info(quoted).duration > 0.5
+
+
+def test_manifest_keeps_the_spoken_form_where_it_differs(tmp_path: Path) -> None:
+    jobs = list(itertools.islice(plan(small(1.0), "train"), 400))
+    with_digits = next(job for job in jobs if job.spoken != job.written)
+    plain = next(job for job in jobs if job.spoken == job.written)
+    (tmp_path / SCRATCH).mkdir()
+    assert synthesize(with_digits, tmp_path).spoken == with_digits.spoken
+    assert synthesize(plain, tmp_path).spoken is None

@@ -139,6 +139,24 @@ def test_resuming_replays_the_remaining_steps_exactly(
         torch.testing.assert_close(actual[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
 
 
+def test_dataset_labels_clips_with_what_they_say(corpus: Path, tmp_path: Path) -> None:
+    """Where a manifest gives the spoken form, the CTC target spells it: the character
+    vocabulary has no digits, so the written "9:45" would leave the heard words unlabelled."""
+    row = json.loads((corpus / "train.jsonl").read_text().splitlines()[0])
+    row |= {"audio": str(corpus / row["audio"]), "text": "Meet at 9:45."}
+    spoken = dict(row, spoken="Meet at nine forty-five.")
+    (tmp_path / "train.jsonl").write_text(json.dumps(row) + "\n" + json.dumps(spoken) + "\n")
+    tokenizer = CharTokenizer()
+    dataset = SpeechDataset(
+        [{"source": str(tmp_path / "train.jsonl")}], "train", tokenizer, DataArgs()
+    )
+    assert [text for _, text in dataset.items] == [
+        tokenizer.normalize("Meet at 9:45."),
+        tokenizer.normalize("Meet at nine forty-five."),
+    ]
+    assert "nine forty" in dataset.items[1][1] and "nine" not in dataset.items[0][1]
+
+
 def test_collator_augments_only_when_given_augmenters_and_keeps_silent_clips(
     corpus: Path,
 ) -> None:

@@ -1,4 +1,6 @@
-"""Manifests: one JSON object per line, {"id", "audio", "text", "duration", "speaker"?, "source"?}.
+"""Manifests: one JSON object per line, {"id", "audio", "text", "duration", "speaker"?, "source"?,
+"spoken"?}. `spoken` is what the audio says where the written label differs ("9:45" is heard as
+"nine forty-five"): synthetic corpora write it, character models train on it.
 
 In the file an audio path is relative to the manifest's folder (so a corpus folder can move);
 in memory it is absolute. Lines that are not valid entries are reported and skipped, so one
@@ -33,6 +35,7 @@ class Utterance:
     duration: float | None = None
     speaker: str | None = None
     source: str | None = None
+    spoken: str | None = None  # the words as heard, where `text` writes them otherwise
 
 
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
@@ -69,6 +72,7 @@ def _parse(entry: Any, folder: Path) -> Utterance:
         duration=duration,
         speaker=entry.get("speaker"),
         source=entry.get("source"),
+        spoken=entry.get("spoken"),
     )
 
 

@@ -131,7 +131,10 @@ def synthesize(job: Job, out: Path) -> Utterance:
             raise RuntimeError(f"sox failed: {result.stderr.strip()[:200]}")
         duration = sf.info(str(flac)).duration
         os.replace(flac, audio)
-    return Utterance(job.id, str(audio), job.written, round(duration, 3), job.voice, "synth")
+    spoken = job.spoken if job.spoken != job.written else None
+    return Utterance(
+        job.id, str(audio), job.written, round(duration, 3), job.voice, "synth", spoken
+    )
 
 
 def build_corpus(out: Path, config: SynthConfig, workers: int | None = None) -> dict:

@@ -86,7 +86,7 @@ def score_run(
     checkpoint = run / "best"
     model = LaCTForCTC.from_pretrained(checkpoint)
     rows = [json.loads(line) for line in dev.read_text().splitlines() if line.strip()]
-    references = [model.tokenizer.normalize(row["text"]) for row in rows]
+    references = [model.tokenizer.normalize(row.get("spoken") or row["text"]) for row in rows]
     metrics = read_metrics(run)
     best_step = min((row for row in metrics if "cer" in row), key=lambda row: row["cer"])["step"]
     result: dict[str, Any] = {

@@ -89,9 +89,10 @@ def _pick(cls: type, section: Any) -> Any:
 
 
 class SpeechDataset(Dataset):
-    """Utterances of one or more named sources (manifests, folders, `synth`, Hub names). Items
-    outside the duration range or with no text left after normalising are left out at load
-    time; an item whose audio cannot be read is reported and dropped from its batch. `silence`
+    """Utterances of one or more named sources (manifests, folders, `synth`, Hub names), each
+    labelled with what it says (`spoken` where the manifest has it: a character vocabulary
+    cannot spell "9:45" as heard). Items outside the duration range or with no text left after
+    normalising are left out at load time; an item whose audio cannot be read is reported and dropped from its batch. `silence`
     adds that share of silent or noise-only clips with empty transcripts."""
 
     def __init__(
@@ -109,7 +110,7 @@ class SpeechDataset(Dataset):
         usable: list[Utterance] = []
         for entry in sources:
             for utterance in load_source(entry["source"], split, entry.get("max_samples")):
-                text = tokenizer.normalize(utterance.text)
+                text = tokenizer.normalize(utterance.spoken or utterance.text)
                 duration = utterance.duration
                 if text and (
                     duration is None or data.min_duration_s <= duration <= data.max_duration_s
