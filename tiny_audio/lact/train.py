@@ -92,8 +92,9 @@ class SpeechDataset(Dataset):
     """Utterances of one or more named sources (manifests, folders, `synth`, Hub names), each
     labelled with what it says (`spoken` where the manifest has it: a character vocabulary
     cannot spell "9:45" as heard). Items outside the duration range or with no text left after
-    normalising are left out at load time; an item whose audio cannot be read is reported and dropped from its batch. `silence`
-    adds that share of silent or noise-only clips with empty transcripts."""
+    normalising are left out at load time; an item whose audio cannot be read is reported and
+    dropped from its batch. `silence` adds that share of silent or noise-only clips with empty
+    transcripts."""
 
     def __init__(
         self,
