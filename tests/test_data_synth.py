@@ -13,8 +13,15 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from tiny_audio.cli import cli
-from tiny_audio.data.manifest import read_manifest
-from tiny_audio.data.synth import SCRATCH, SynthConfig, build_corpus, plan, synthesize
+from tiny_audio.data.manifest import Utterance, read_manifest, write_manifest
+from tiny_audio.data.synth import (
+    SCRATCH,
+    SynthConfig,
+    add_spoken_forms,
+    build_corpus,
+    plan,
+    synthesize,
+)
 from tiny_audio.data.texts import (
     Sentence,
     clean_sentence,
@@ -211,3 +218,18 @@ def test_manifest_keeps_the_spoken_form_where_it_differs(tmp_path: Path) -> None
     (tmp_path / SCRATCH).mkdir()
     assert synthesize(with_digits, tmp_path).spoken == with_digits.spoken
     assert synthesize(plain, tmp_path).spoken is None
+
+
+def test_an_older_manifest_gets_its_spoken_forms_back(tmp_path: Path) -> None:
+    """A corpus written before manifests had `spoken`: the next build fills it in from the plan."""
+    jobs = list(itertools.islice(plan(small(1.0), "train"), 300))
+    assert any(job.spoken != job.written for job in jobs)
+    manifest = write_manifest(
+        tmp_path / "train.jsonl",
+        [Utterance(job.id, str(tmp_path / f"{job.id}.flac"), job.written, 1.0) for job in jobs],
+    )
+    done = {u.id: u for u in read_manifest(manifest)}
+    upgraded = add_spoken_forms(manifest, done, plan(small(1.0), "train"))
+    expected = [job.spoken if job.spoken != job.written else None for job in jobs]
+    assert [u.spoken for u in read_manifest(manifest)] == expected
+    assert [u.spoken for u in upgraded.values()] == expected

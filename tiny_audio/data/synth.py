@@ -22,13 +22,13 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import soundfile as sf
 from tqdm import tqdm
 
-from tiny_audio.data.manifest import Utterance, append_manifest, iter_manifest
+from tiny_audio.data.manifest import Utterance, append_manifest, iter_manifest, write_manifest
 from tiny_audio.data.texts import TEXT_POOLS, Sentence
 from tiny_audio.data.voices import DEFAULT_VOICES, VOICES, check_installed, speak
 from tiny_audio.errors import UserError
@@ -137,6 +137,31 @@ def synthesize(job: Job, out: Path) -> Utterance:
     )
 
 
+def add_spoken_forms(
+    manifest: Path, done: dict[str, Utterance], jobs: Iterator[Job]
+) -> dict[str, Utterance]:
+    """Corpora built before manifests kept the spoken form get it on their next build: the plan
+    is deterministic, so each finished clip's job says what it was made to say."""
+    if not done or any(u.spoken for u in done.values()):
+        return done
+    spoken: dict[str, str] = {}
+    remaining = len(done)
+    for job in jobs:
+        if remaining == 0:
+            break
+        utterance = done.get(job.id)
+        if utterance is None:
+            continue
+        remaining -= 1
+        if job.spoken != job.written and utterance.text == job.written:
+            spoken[job.id] = job.spoken
+    if not spoken:
+        return done
+    upgraded = {key: replace(u, spoken=spoken.get(key)) for key, u in done.items()}
+    write_manifest(manifest, upgraded.values())
+    return upgraded
+
+
 def build_corpus(out: Path, config: SynthConfig, workers: int | None = None) -> dict:
     """Build (or continue) the corpus in `out`; returns and writes out/synth.json."""
     if shutil.which("sox") is None:
@@ -170,6 +195,7 @@ def _build_split(
 ) -> dict:
     manifest = out / f"{split}.jsonl"
     done = {u.id: u for u in iter_manifest(manifest)} if manifest.exists() else {}
+    done = add_spoken_forms(manifest, done, plan(config, split))
     total = sum(u.duration or 0.0 for u in done.values())
     jobs = (job for job in plan(config, split) if job.id not in done)
     pending: deque[tuple[Job, Future[Utterance]]] = deque()
