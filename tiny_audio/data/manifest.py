@@ -37,6 +37,11 @@ class Utterance:
     source: str | None = None
     spoken: str | None = None  # the words as heard, where `text` writes them otherwise
 
+    @property
+    def heard(self) -> str:
+        """What the audio says, as a character model must spell it."""
+        return self.spoken or self.text
+
 
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
     return list(iter_manifest(path))

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from tiny_audio.audio import load_audio
+from tiny_audio.data.manifest import read_manifest
 from tiny_audio.lact.model import LaCTForCTC, LaCTLayer
 from tiny_audio.lact.train import METRICS
 
@@ -85,8 +86,8 @@ def score_run(
 
     checkpoint = run / "best"
     model = LaCTForCTC.from_pretrained(checkpoint)
-    rows = [json.loads(line) for line in dev.read_text().splitlines() if line.strip()]
-    references = [model.tokenizer.normalize(row.get("spoken") or row["text"]) for row in rows]
+    rows = read_manifest(dev)
+    references = [model.tokenizer.normalize(row.heard) for row in rows]
     metrics = read_metrics(run)
     best_step = min((row for row in metrics if "cer" in row), key=lambda row: row["cer"])["step"]
     result: dict[str, Any] = {
@@ -104,7 +105,7 @@ def score_run(
     if model.lm is not None and weight > 0:
         decodings[f"beam{num_beams}+lm"] = (num_beams, weight)
         result["lm"] = {"weight": weight, "bonus": bonus, "order": model.lm.order}
-    waveforms = [load_audio(str(dev.parent / row["audio"])) for row in rows]
+    waveforms = [load_audio(row.audio) for row in rows]
     clips = model.clip_logits(waveforms, batch_size=batch_size)
     model.config.lm_bonus = bonus
     decoded = {}

@@ -104,7 +104,7 @@ def main(checkpoint: Path, manifests: tuple[Path, ...], order: int) -> None:
     from tiny_audio.lact.tokenizer import CharTokenizer
 
     tokenizer = CharTokenizer.load(checkpoint)
-    texts = [tokenizer.normalize(u.text) for path in manifests for u in iter_manifest(path)]
+    texts = [tokenizer.normalize(u.heard) for path in manifests for u in iter_manifest(path)]
     CharLM.fit(texts, tokenizer.characters, order).save(checkpoint)
     click.echo(f"{checkpoint / LM_FILE}: order {order}, {len(texts)} transcripts")
 

@@ -111,7 +111,7 @@ class SpeechDataset(Dataset):
         usable: list[Utterance] = []
         for entry in sources:
             for utterance in load_source(entry["source"], split, entry.get("max_samples")):
-                text = tokenizer.normalize(utterance.spoken or utterance.text)
+                text = tokenizer.normalize(utterance.heard)
                 duration = utterance.duration
                 if text and (
                     duration is None or data.min_duration_s <= duration <= data.max_duration_s
