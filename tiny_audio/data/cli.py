@@ -29,7 +29,7 @@ def data() -> None:
 )
 @click.option(
     "--voices",
-    help="Comma-separated voice names (default: all but espeak-*; see `ta data voices`).",
+    help="Comma-separated voice names (default: those `ta data voices` marks).",
 )
 @click.option(
     "--held-out",
@@ -138,11 +138,12 @@ def stats(source: str, split: str, out: Path | None, check_audio: bool) -> None:
 
 @data.command()
 def voices() -> None:
-    """List the TTS voices `ta data synth` can use."""
-    from tiny_audio.data.voices import VOICES
+    """List the TTS voices `ta data synth` can use; * marks its default set."""
+    from tiny_audio.data.voices import DEFAULT_VOICES, VOICES
 
     for name, voice in VOICES.items():
-        click.echo(f"{name:20s} {voice.engine} {voice.model}")
+        mark = "*" if name in DEFAULT_VOICES else " "
+        click.echo(f"{mark} {name:20s} {voice.engine} {voice.model}")
 
 
 @data.command()
