@@ -97,8 +97,8 @@ def check_installed(voice_names: list[str] | tuple[str, ...]) -> None:
             raise UserError(f"{engine} voices need `{install}`")
 
 
-def _run(command: list[str], stdin: str | None = None) -> str:
-    result = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120)
+def _run(command: list[str]) -> str:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
         raise RuntimeError(f"{command[0]} failed: {result.stderr.strip()[:200]}")
     return result.stdout
