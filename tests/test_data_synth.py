@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
@@ -100,6 +101,16 @@ def test_plans_are_disjoint_and_keep_the_held_out_voice_out_of_training() -> Non
     assert [job.id for job in jobs["test"][:50]] == [
         job.id for job in itertools.islice(plan(config, "test"), 50)
     ]
+
+
+def test_corpora_of_different_seeds_never_train_on_each_others_test_sentences() -> None:
+    def sentences(seed: int, split: str) -> set[str]:
+        config = dataclasses.replace(small(1.0), seed=seed)
+        return {job.written for job in itertools.islice(plan(config, split), 2000)}
+
+    assert sentences(3, "train") != sentences(4, "train")  # each seed speaks other sentences
+    assert not sentences(3, "train") & sentences(4, "test")
+    assert not sentences(4, "train") & sentences(3, "test")
 
 
 def test_rerun_continues_a_partial_build_and_matches_a_fresh_one(
@@ -210,6 +221,31 @@ def test_every_voice_speaks(tmp_path: Path) -> None:
     quoted = tmp_path / "quoted.wav"  # festival reads a Scheme string: quotes must be escaped
     speak(VOICES["festival-kal"], 'He said "yes" and left\\.', quoted)
     assert sf.info(quoted).duration > 0.5
+
+
+def _median_pitch(wav: Path) -> float:
+    """Median F0 in Hz of the voiced 40 ms frames, by autocorrelation."""
+    audio, rate = sf.read(wav)
+    frame, pitches = int(0.04 * rate), []
+    for start in range(0, len(audio) - frame, frame // 2):
+        window = audio[start : start + frame]
+        if np.sqrt(np.mean(window**2)) < 0.05 * np.abs(audio).max():
+            continue
+        correlation = np.correlate(window, window, "full")[frame - 1 :]
+        shortest, longest = rate // 400, rate // 70
+        lag = shortest + int(np.argmax(correlation[shortest:longest]))
+        if correlation[lag] > 0.3 * correlation[0]:
+            pitches.append(rate / lag)
+    return float(np.median(pitches))
+
+
+def test_a_blended_kokoro_voice_speaks_between_its_two_styles(tmp_path: Path) -> None:
+    pitch = {}
+    for name in ("kokoro-alpha", "kokoro-kumo", "kokoro-alpha-kumo"):
+        speak(VOICES[name], "The quick brown fox jumps over the lazy dog.", tmp_path / "v.wav")
+        pitch[name] = _median_pitch(tmp_path / "v.wav")
+    # a woman's voice, a man's, and one in between (about 265, 90 and 165 Hz)
+    assert pitch["kokoro-kumo"] + 30 < pitch["kokoro-alpha-kumo"] < pitch["kokoro-alpha"] - 30
 
 
 def test_a_missing_voice_package_names_its_install_command(

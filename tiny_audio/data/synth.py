@@ -1,7 +1,8 @@
 """`ta data synth`: an English speech corpus from offline TTS voices.
 
 The corpus is a deterministic function of its settings. Sentences go to train, dev or test by a
-hash of their text (so no sentence is in two splits); the held-out voices speak only in test.
+hash of their text, the same in every corpus (so no sentence is in two splits, even across
+corpora built with different seeds); the held-out voices speak only in test.
 Each split is an ordered list of jobs (sentence, voice, speed, pitch, stretch); the corpus is
 the shortest prefix of that list whose audio reaches the split's share of the hours. Audio is
 renamed into place when complete and its manifest line is appended only after that, in job
@@ -85,7 +86,9 @@ class Job:
 
 
 def split_of(sentence: Sentence, config: SynthConfig) -> str:
-    digest = hashlib.sha1(f"{config.seed}:{sentence.key}".encode()).digest()
+    """The split is the same for a sentence in every corpus, whatever its seed, so that no
+    corpus trains on another's test sentences. (The "0:" salt is the seed-0 corpora's.)"""
+    digest = hashlib.sha1(f"0:{sentence.key}".encode()).digest()
     point = int.from_bytes(digest[:8], "big") / 2**64
     for split, share in config.split_shares.items():
         if point < share:

@@ -8,6 +8,7 @@ resampling does). Speed and pitch perturbation on top of it happen in `synth` wi
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import os
 import shutil
@@ -39,7 +40,15 @@ class Voice:
 # robotic to be understood, so they are left out of DEFAULT_VOICES and kept for --voices only.
 # Kokoro-82M's five Japanese voice styles, fed English phonemes, speak accented but natural
 # English (0.07 on 60 sentences of the five); opt-in through --voices, so that corpora built
-# with the default voices keep their settings.
+# with the default voices keep their settings. Each pair also speaks as one blended voice (the
+# mean of the two style vectors: a speaker between them), `kokoro-alpha-kumo` and so on.
+KOKORO_STYLES = {
+    "alpha": "jf_alpha",
+    "gongitsune": "jf_gongitsune",
+    "nezumi": "jf_nezumi",
+    "tebukuro": "jf_tebukuro",
+    "kumo": "jm_kumo",
+}
 VOICES: dict[str, Voice] = {
     "flite-kal16": Voice("flite", "kal16"),
     "flite-slt": Voice("flite", "slt"),
@@ -51,11 +60,13 @@ VOICES: dict[str, Voice] = {
     "piper-joe": Voice("piper", "en_US-joe-medium"),
     "espeak-rp": Voice("espeak", "en-gb-x-rp+m1"),
     "espeak-us": Voice("espeak", "en-us+m3"),
-    "kokoro-alpha": Voice("kokoro", "jf_alpha"),
-    "kokoro-gongitsune": Voice("kokoro", "jf_gongitsune"),
-    "kokoro-nezumi": Voice("kokoro", "jf_nezumi"),
-    "kokoro-tebukuro": Voice("kokoro", "jf_tebukuro"),
-    "kokoro-kumo": Voice("kokoro", "jm_kumo"),
+    **{f"kokoro-{name}": Voice("kokoro", style) for name, style in KOKORO_STYLES.items()},
+    **{
+        f"kokoro-{first}-{second}": Voice(
+            "kokoro", f"{KOKORO_STYLES[first]}+{KOKORO_STYLES[second]}"
+        )
+        for first, second in itertools.combinations(KOKORO_STYLES, 2)
+    },
 }
 DEFAULT_VOICES = tuple(
     name for name, voice in VOICES.items() if voice.engine not in ("espeak", "kokoro")
@@ -227,7 +238,8 @@ def _kokoro(model: str, text: str, wav_path: Path, stretch: float) -> None:
     ]
     phonemes = ", ".join(clause for clause in clauses if clause) + "."
     tokens = [vocab[symbol] for symbol in phonemes if symbol in vocab][:KOKORO_MAX_PHONEMES]
-    style = styles[model][len(tokens) - 1]  # each voice has one style vector per input length
+    # Each style has one vector per input length; a blend ("a+b") is the mean of its styles'.
+    style = np.mean([styles[name][len(tokens) - 1] for name in model.split("+")], axis=0)
     audio = session.run(
         None,
         {
