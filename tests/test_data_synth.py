@@ -19,6 +19,7 @@ from tiny_audio.data.manifest import Utterance, read_manifest, write_manifest
 from tiny_audio.data.synth import (
     SCRATCH,
     SynthConfig,
+    _check_settings,
     add_spoken_forms,
     build_corpus,
     plan,
@@ -160,6 +161,25 @@ def test_a_corpus_from_before_texts_existed_continues_as_sentences(
     words = dataclasses.replace(small(0.006), texts="words")
     with pytest.raises(UserError, match=r"other settings \(texts\)"):
         build_corpus(old, words)
+
+
+def test_a_corpus_split_by_seed_is_refused_unless_its_seed_was_0(
+    corpus: Path, tmp_path: Path
+) -> None:
+    for seed in (3, 0):
+        old = tmp_path / f"seed{seed}"
+        shutil.copytree(corpus, old)
+        settings_file = old / "synth.json"
+        settings = json.loads(settings_file.read_text())
+        settings["settings"]["seed"] = seed
+        del settings["settings"]["splits"]  # as written before splits ignored the seed
+        settings_file.write_text(json.dumps(settings))
+        config = dataclasses.replace(small(0.006), seed=seed)
+        if seed:
+            with pytest.raises(UserError, match="depended on --seed"):
+                build_corpus(old, config, workers=2)
+        else:
+            _check_settings(old, config)  # seed 0 splits never changed: it continues
 
 
 def test_words_are_short_common_and_unique() -> None:

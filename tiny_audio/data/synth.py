@@ -70,6 +70,7 @@ class SynthConfig:
         """Settings that decide what each job is; `hours` only decides how many jobs run."""
         settings = asdict(self)
         del settings["hours"]
+        settings["splits"] = "by-text"  # see split_of
         return json.loads(json.dumps(settings))
 
 
@@ -242,6 +243,13 @@ def _check_settings(out: Path, config: SynthConfig) -> None:
     if settings_file.exists():
         previous = json.loads(settings_file.read_text())["settings"]
         previous.setdefault("texts", "sentences")  # corpora built before --texts existed
+        # Before splits were by text alone, the seed salted them: the same splits for seed 0 only.
+        previous.setdefault("splits", "by-text" if previous["seed"] == 0 else "by-seed")
+        if previous["splits"] != config.identity()["splits"]:
+            raise UserError(
+                f"{out} was built when sentence splits depended on --seed; "
+                "build it again with a new --out"
+            )
         if previous != config.identity():
             changed = sorted(k for k in previous if previous[k] != config.identity().get(k))
             raise UserError(
