@@ -239,22 +239,22 @@ def _build_split(
 
 def _check_settings(out: Path, config: SynthConfig) -> None:
     """A rerun may change --hours and --workers only; anything else would mix two corpora."""
-    settings_file = out / SETTINGS_FILE
+    settings_file, current = out / SETTINGS_FILE, config.identity()
     if settings_file.exists():
         previous = json.loads(settings_file.read_text())["settings"]
         previous.setdefault("texts", "sentences")  # corpora built before --texts existed
         # Before splits were by text alone, the seed salted them: the same splits for seed 0 only.
         previous.setdefault("splits", "by-text" if previous["seed"] == 0 else "by-seed")
-        if previous["splits"] != config.identity()["splits"]:
+        if previous["splits"] != current["splits"]:
             raise UserError(
                 f"{out} was built when sentence splits depended on --seed; "
                 "build it again with a new --out"
             )
-        if previous != config.identity():
-            changed = sorted(k for k in previous if previous[k] != config.identity().get(k))
+        if previous != current:
+            changed = sorted(k for k in previous if previous[k] != current.get(k))
             raise UserError(
                 f"{out} was built with other settings ({', '.join(changed)}); "
                 "use the same options or a new --out"
             )
     else:
-        settings_file.write_text(json.dumps({"settings": config.identity()}, indent=2) + "\n")
+        settings_file.write_text(json.dumps({"settings": current}, indent=2) + "\n")
