@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
 from tiny_audio.cli import cli
+from tiny_audio.hub import evaluation_rows
 from tiny_audio.model import ASRConfig, ASRModel
 from tiny_audio.train.checkpoint import save_checkpoint
 from tiny_audio.train.main import compose
@@ -46,6 +47,16 @@ def eval_metrics(model: str, dataset: str, wer: float, date: str) -> dict[str, o
         "rtfx": 41.5,
         "slices": {"librivox": {"n": 3, "wer": wer + 0.1, "cer": wer / 3, "rtfx": 40.0}},
     }
+
+
+def test_a_slice_that_is_the_whole_dataset_is_not_repeated() -> None:
+    sliced = eval_metrics("m", "real", 0.4, "2026-11-21")
+    whole = {**eval_metrics("m", "synth", 0.3, "2026-11-21"), "slices": {"synth": {"n": 5}}}
+    assert [label for label, _ in evaluation_rows([sliced, whole])] == [
+        "real (test)",
+        "real (test) / librivox",
+        "synth (test)",
+    ]
 
 
 @pytest.fixture(scope="module")

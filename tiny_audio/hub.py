@@ -167,13 +167,15 @@ def percent(value: Any) -> str:
 
 
 def evaluation_rows(metrics: Sequence[Mapping[str, Any]]) -> list[tuple[str, Mapping[str, Any]]]:
-    """(label, figures) per dataset, then per slice of it."""
+    """(label, figures) per dataset, then per slice of it; a slice that is the whole dataset (a
+    manifest of one source) would only repeat its row."""
     rows = []
     for result in metrics:
         dataset = f"{result.get('dataset')} ({result.get('split', 'test')})"
         rows.append((dataset, result))
         for slice_name, figures in result.get("slices", {}).items():
-            rows.append((f"{dataset} / {slice_name}", figures))
+            if figures.get("n") != result.get("n"):
+                rows.append((f"{dataset} / {slice_name}", figures))
     return rows
 
 
