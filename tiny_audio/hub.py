@@ -166,12 +166,19 @@ def percent(value: Any) -> str:
     return f"{100 * float(value):.2f}" if value is not None else "-"
 
 
+def dataset_label(dataset: str) -> str:
+    """A dataset as a card names it: a manifest by its folder and file name, since the absolute
+    path is only true on the machine that evaluated it."""
+    path = Path(dataset)
+    return f"{path.parent.name}/{path.name}" if path.suffix == ".jsonl" else dataset
+
+
 def evaluation_rows(metrics: Sequence[Mapping[str, Any]]) -> list[tuple[str, Mapping[str, Any]]]:
     """(label, figures) per dataset, then per slice of it; a slice that is the whole dataset (a
     manifest of one source) would only repeat its row."""
     rows = []
     for result in metrics:
-        dataset = f"{result.get('dataset')} ({result.get('split', 'test')})"
+        dataset = f"{dataset_label(str(result.get('dataset')))} ({result.get('split', 'test')})"
         rows.append((dataset, result))
         for slice_name, figures in result.get("slices", {}).items():
             if figures.get("n") != result.get("n"):
