@@ -213,11 +213,14 @@ def waveform_augmenter(
     return Augmenter(config, seed) if any(p > 0 for p in active) else None
 
 
-def feature_augmenter(
-    probabilities: dict[str, float], seed: int = 0
-) -> Callable[[torch.Tensor], torch.Tensor] | None:
+FeatureAugmenter = Callable[["torch.Tensor", "torch.Tensor | None"], "torch.Tensor"]
+"""(features (B, mel, time), lengths (B,) or None) -> augmented features."""
+
+
+def feature_augmenter(probabilities: dict[str, float], seed: int = 0) -> FeatureAugmenter | None:
     """The collator's feature hook: SpecAugment on each (mel, time) example of a batch with
-    probability `specaugment`, or None if that is 0."""
+    probability `specaugment`, or None if that is 0. Masks fall within each example's own
+    frames (`lengths`; all of them if None), not in the batch's padding."""
     config = augment_config(probabilities)
     if config.specaugment <= 0:
         return None
@@ -225,12 +228,13 @@ def feature_augmenter(
 
     generator = torch.Generator().manual_seed(seed)
 
-    def apply(features: torch.Tensor) -> torch.Tensor:
+    def apply(features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         chosen = torch.rand(features.shape[0], generator=generator) < config.specaugment
         out = features.clone()
         for index in chosen.nonzero().flatten().tolist():
-            out[index] = spec_augment(
-                features[index],
+            frames = features.shape[-1] if lengths is None else int(lengths[index])
+            out[index, ..., :frames] = spec_augment(
+                features[index, ..., :frames],
                 generator,
                 config.freq_masks,
                 config.freq_mask_width,

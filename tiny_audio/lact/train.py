@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,6 +35,9 @@ from tiny_audio.lact.model import LaCTForCTC, LogMel
 from tiny_audio.lact.tokenizer import CharTokenizer
 from tiny_audio.train import checkpoint as ckpt
 from tiny_audio.train.trainer import augmenters, lr_lambda
+
+if TYPE_CHECKING:
+    from tiny_audio.data.augment import FeatureAugmenter
 
 METRICS = "metrics.jsonl"
 
@@ -144,7 +147,7 @@ class CTCCollator:
         tokenizer: CharTokenizer,
         num_mel_bins: int,
         augment_waveform: Callable[[np.ndarray], np.ndarray] | None = None,
-        augment_features: Callable[[Tensor], Tensor] | None = None,
+        augment_features: FeatureAugmenter | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         self.log_mel = LogMel(num_mel_bins)
@@ -156,7 +159,7 @@ class CTCCollator:
             waveform = self.augment_waveform(waveform)
         mel = self.log_mel(torch.from_numpy(waveform))
         if self.augment_features is not None:  # SpecAugment masks (mel, time) at the clip's length
-            mel = self.augment_features(mel.T[None])[0].T
+            mel = self.augment_features(mel.T[None], None)[0].T
         return mel
 
     def __call__(self, items: list[dict[str, Any] | None]) -> dict[str, Any]:

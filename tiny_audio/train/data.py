@@ -11,7 +11,7 @@ import os
 import random
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ from tiny_audio.audio import AudioError, duration_seconds, load_audio
 from tiny_audio.data.manifest import Utterance
 from tiny_audio.data.sources import load_source
 from tiny_audio.normalize import normalize_label
+
+if TYPE_CHECKING:
+    from tiny_audio.data.augment import FeatureAugmenter
 
 logger = logging.getLogger("tiny_audio")
 
@@ -200,7 +203,7 @@ class Collator:
         cache: EncoderCache | None,
         lowercase_labels: bool,
         augment_waveform: Callable[[np.ndarray], np.ndarray] | None = None,
-        augment_features: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        augment_features: FeatureAugmenter | None = None,
     ) -> None:
         self.model, self.cache, self.lowercase_labels = model, cache, lowercase_labels
         self.augment_waveform, self.augment_features = augment_waveform, augment_features
@@ -229,7 +232,7 @@ class Collator:
                 return None
             features, lengths = self.model.processor.features(waves)
             if self.augment_features is not None:
-                features = self.augment_features(features)
+                features = self.augment_features(features, lengths)
             batch = {"input_features": features, "feature_lengths": lengths}
             counts = self.model.audio_token_counts(lengths)
             seconds = [duration_seconds(w) for w in waves]
