@@ -59,11 +59,14 @@ def test_a_slice_that_is_the_whole_dataset_is_not_repeated() -> None:
     ]
 
 
-def test_a_manifest_dataset_is_named_without_the_evaluating_machine_s_path() -> None:
+def test_a_local_dataset_is_named_without_the_evaluating_machine_s_path() -> None:
     manifest = eval_metrics("m", "/root/.cache/tiny_audio/data/synth-kokoro/test.jsonl", 0.3, "d")
-    assert [label for label, _ in evaluation_rows([manifest])] == [
+    folder = eval_metrics("m", "/home/ana/speech/my-clips", 0.3, "d")
+    assert [label for label, _ in evaluation_rows([manifest, folder])] == [
         "synth-kokoro/test.jsonl (test)",
         "synth-kokoro/test.jsonl (test) / librivox",
+        "speech/my-clips (test)",
+        "speech/my-clips (test) / librivox",
     ]
 
 

@@ -167,10 +167,10 @@ def percent(value: Any) -> str:
 
 
 def dataset_label(dataset: str) -> str:
-    """A dataset as a card names it: a manifest by its folder and file name, since the absolute
-    path is only true on the machine that evaluated it."""
-    path = Path(dataset)
-    return f"{path.parent.name}/{path.name}" if path.suffix == ".jsonl" else dataset
+    """A dataset as a card names it: a local path (a manifest or a folder of clips) by its last
+    two parts, since the absolute path is only true on the machine that evaluated it."""
+    path = Path(dataset).expanduser()
+    return "/".join(path.parts[1:][-2:]) if path.is_absolute() else dataset
 
 
 def evaluation_rows(metrics: Sequence[Mapping[str, Any]]) -> list[tuple[str, Mapping[str, Any]]]:
