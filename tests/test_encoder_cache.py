@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from tiny_audio.data.manifest import Utterance
-from tiny_audio.train.data import EncoderCache, cache_key
+from tiny_audio.data.manifest import Utterance, content_key
+from tiny_audio.train.data import EncoderCache
 
 DIM = 8
 
@@ -43,7 +44,7 @@ def assert_rows_match(cache: EncoderCache, clips: list[Utterance]) -> None:
 
     for clip in clips:
         expected = fake_encode([load_audio(clip.audio)])[0]
-        np.testing.assert_allclose(cache[cache_key(clip)], expected, atol=1e-3, err_msg=clip.id)
+        np.testing.assert_allclose(cache[content_key(clip)], expected, atol=1e-3, err_msg=clip.id)
 
 
 def build_slowly(directory: Path, clips: list[Utterance]) -> None:
@@ -86,8 +87,40 @@ def test_damaged_index_is_rebuilt_not_served(tmp_path: Path) -> None:
     directory = tmp_path / "cache"
     EncoderCache(directory, DIM).build(clips[:3], fake_encode)
     index = json.loads((directory / "index.json").read_text())
-    index[cache_key(clips[0])][0] += 1000  # points past the end of the data
+    index[content_key(clips[0])][0] += 1000  # points past the end of the data
     (directory / "index.json").write_text(json.dumps(index))
     cache = EncoderCache(directory, DIM)
+    cache.build(clips, fake_encode)
+    assert_rows_match(cache, clips)
+
+
+def test_a_corpus_rebuilt_at_the_same_paths_is_encoded_again(tmp_path: Path) -> None:
+    """Synthetic clip names are positional (train-000000.flac, ...): a rebuilt corpus reuses
+    them for other sentences, and training must see the new audio's frames, not the old."""
+    from tiny_audio.data.manifest import read_manifest
+    from tiny_audio.data.synth import SynthConfig, build_corpus
+
+    corpus, directory = tmp_path / "corpus", tmp_path / "cache"
+
+    def build(seed: int) -> list[Utterance]:
+        shutil.rmtree(corpus, ignore_errors=True)
+        config = SynthConfig(hours=0.003, voices=("flite-kal16", "flite-rms"), seed=seed)
+        build_corpus(corpus, config, workers=2)
+        clips = read_manifest(corpus / "train.jsonl")
+        EncoderCache(directory, DIM).build(clips, fake_encode)
+        return clips
+
+    first, second = build(0), build(1)
+    assert {c.audio for c in first} & {c.audio for c in second}  # same paths, other sentences
+    assert_rows_match(EncoderCache(directory, DIM), second)
+
+
+def test_an_overwritten_clip_is_encoded_again(tmp_path: Path) -> None:
+    clips = make_clips(tmp_path / "audio", 2)
+    directory = tmp_path / "cache"
+    EncoderCache(directory, DIM).build(clips, fake_encode)
+    sf.write(clips[0].audio, np.full(24000, 0.5, dtype=np.float32), 16000)
+    cache = EncoderCache(directory, DIM)
+    assert cache.missing(clips) == clips[:1]
     cache.build(clips, fake_encode)
     assert_rows_match(cache, clips)

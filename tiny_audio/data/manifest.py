@@ -9,6 +9,8 @@ bad line never sinks a corpus.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import os
@@ -41,6 +43,31 @@ class Utterance:
     def heard(self) -> str:
         """What the audio says, as a character model must spell it."""
         return self.spoken or self.text
+
+
+def content_key(utterance: Utterance) -> str:
+    """A key for the clip's audio content, not its name: caches keyed by it (encoder outputs,
+    peer scores) are never served for a corpus rebuilt at the same paths or an overwritten clip."""
+    audio = utterance.audio
+    if isinstance(audio, (bytes, bytearray, memoryview)):
+        return hashlib.blake2b(audio, digest_size=16).hexdigest()
+    if not isinstance(audio, (str, os.PathLike)):
+        return f"{utterance.source}/{utterance.id}"
+    try:
+        stat = os.stat(audio)
+    except OSError:
+        return f"unreadable:{audio}"  # never indexed: the build reports the clip and skips it
+    return _file_digest(os.fspath(audio), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.cache
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """Hashed once per (path, size, mtime): a rewritten file changes its stat, so it is read
+    again, while the collator's lookups on every step cost one stat."""
+    try:
+        return hashlib.blake2b(Path(path).read_bytes(), digest_size=16).hexdigest()
+    except OSError:
+        return f"unreadable:{path}"
 
 
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:

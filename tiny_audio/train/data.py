@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from tiny_audio.audio import AudioError, duration_seconds, load_audio
-from tiny_audio.data.manifest import Utterance
+from tiny_audio.data.manifest import Utterance, content_key
 from tiny_audio.data.sources import load_source
 from tiny_audio.normalize import normalize_label
 
@@ -39,14 +39,6 @@ def load_examples(
             if utterance.duration is None or min_seconds <= utterance.duration <= max_seconds:
                 examples.append(utterance)
     return examples
-
-
-def cache_key(utterance: Utterance) -> str:
-    return (
-        utterance.audio
-        if isinstance(utterance.audio, str)
-        else f"{utterance.source}/{utterance.id}"
-    )
 
 
 class LengthGroupedBatches:
@@ -117,7 +109,7 @@ class EncoderCache:
         return max((offset + frames for offset, frames in self.index.values()), default=0)
 
     def missing(self, utterances: list[Utterance]) -> list[Utterance]:
-        return [u for u in utterances if cache_key(u) not in self.index]
+        return [u for u in utterances if content_key(u) not in self.index]
 
     def build(
         self,
@@ -137,7 +129,7 @@ class EncoderCache:
             offset = self._indexed_frames()
             self.data_path.touch()
             os.truncate(self.data_path, offset * row_bytes)  # rows a killed build left unindexed
-            todo = list({cache_key(u): u for u in self.missing(utterances)}.values())
+            todo = list({content_key(u): u for u in self.missing(utterances)}.values())
             unreadable = []
             with self.data_path.open("ab") as data:
                 for start in tqdm(
@@ -149,9 +141,9 @@ class EncoderCache:
                     for utterance in todo[start : start + batch_size]:
                         try:
                             waves.append(load_audio(utterance.audio))
-                            keys.append(cache_key(utterance))
+                            keys.append(content_key(utterance))
                         except AudioError as error:
-                            unreadable.append(cache_key(utterance))
+                            unreadable.append(content_key(utterance))
                             logger.warning("skipped %s: %s", utterance.id, error)
                     for key, hidden in zip(keys, encode(waves) if waves else []):
                         data.write(hidden.astype(np.float16).tobytes())
@@ -211,10 +203,10 @@ class Collator:
     def __call__(self, utterances: list[Utterance]) -> dict[str, Any] | None:
         texts = [normalize_label(u.text, lowercase=self.lowercase_labels) for u in utterances]
         if self.cache is not None:
-            kept = [i for i, u in enumerate(utterances) if cache_key(u) in self.cache]
+            kept = [i for i, u in enumerate(utterances) if content_key(u) in self.cache]
             if not kept:
                 return None
-            hidden, mask = pad_frames([self.cache[cache_key(utterances[i])] for i in kept])
+            hidden, mask = pad_frames([self.cache[content_key(utterances[i])] for i in kept])
             counts = self.model.projector.output_lengths(mask.sum(dim=1)).tolist()
             batch: dict[str, Any] = {"encoder_hidden": hidden, "encoder_mask": mask}
             seconds = [utterances[i].duration or 0.0 for i in kept]

@@ -19,13 +19,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from tiny_audio.data.manifest import content_key
 from tiny_audio.errors import UserError
 from tiny_audio.train import checkpoint as ckpt
 from tiny_audio.train.data import (
     Collator,
     EncoderCache,
     LengthGroupedBatches,
-    cache_key,
     encoder_cache_dir,
     load_examples,
 )
@@ -181,7 +181,7 @@ def train(cfg: DictConfig) -> Path:
                 model.to(accelerator.device)
                 cache.build(train_set, lambda waves: encode_clips(model, waves))
         cache = EncoderCache(cache.directory, cache.dim)  # re-read: other processes built nothing
-        train_set = [u for u in train_set if cache_key(u) in cache]
+        train_set = [u for u in train_set if content_key(u) in cache]
     collator = Collator(model, cache, d.lowercase_labels, augment_waveform, augment_features)
     model.config.audio_token_dropout = d.audio_token_dropout
 
