@@ -1,4 +1,4 @@
-"""`ta data`: build corpora (synth, real) and inspect them (stats, sources)."""
+"""`ta data`: build corpora (synth, real, games), filter them and inspect them (stats, sources)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from tiny_audio.data.filter import DEFAULT_MAX_WER, DEFAULT_PEER
 from tiny_audio.data.sources import data_home
 from tiny_audio.data.texts import TEXT_POOLS
 
@@ -94,6 +95,85 @@ def real(out: Path | None, slices: str | None) -> None:
     for name, figures in summary.items():
         click.echo(f"{name}: {figures['utterances']} utterances, {figures['seconds']} s")
     click.echo(f"{out}")
+
+
+@data.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default: $TINY_AUDIO_HOME/data/games, where `-d games` looks).",
+)
+@click.option("--games", "names", help="Comma-separated games (default: all).")
+@click.option(
+    "--filter-peer",
+    default=DEFAULT_PEER,
+    show_default=True,
+    help="Peer that checks each clip's text (see `ta data filter`); 'none' keeps every pair.",
+)
+@click.option("--max-wer", type=click.FloatRange(min=0), default=DEFAULT_MAX_WER, show_default=True)
+def games(out: Path | None, names: str | None, filter_peer: str, max_wer: float) -> None:
+    """Recorded speech for training: voice-acted English lines of three Debian games, split
+    train/dev/test by voice (rerunning continues a build)."""
+    from tiny_audio.data.games.build import UNFILTERED, build_games
+    from tiny_audio.data.manifest import read_manifest, write_manifest
+
+    out = out or data_home() / "games"
+    summary = build_games(out, _names(names) or None)
+    for name, figures in summary.items():
+        for split, counts in figures["splits"].items():
+            unfiltered = out / name / UNFILTERED.format(split=split)
+            if filter_peer == "none":
+                write_manifest(out / name / f"{split}.jsonl", read_manifest(unfiltered))
+            else:
+                counts["filtered"] = _filter(
+                    unfiltered, out / name / f"{split}.jsonl", filter_peer, max_wer
+                )
+            click.echo(
+                f"{name} {split}: {counts['utterances']} clips, {counts['hours']} h, "
+                f"{counts['speakers']} speakers"
+                + (f"; kept {counts['filtered']['kept']}" if "filtered" in counts else "")
+            )
+        (out / name / "game.json").write_text(json.dumps(figures, indent=2) + "\n")
+    click.echo(f"{out}")
+
+
+@data.command(name="filter")
+@click.argument("manifest", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--peer", default=DEFAULT_PEER, show_default=True, help="Recognizer that checks.")
+@click.option(
+    "--max-wer",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_MAX_WER,
+    show_default=True,
+    help="Drop a clip whose peer WER against its text is above this.",
+)
+def filter_command(manifest: Path, out: Path, peer: str, max_wer: float) -> None:
+    """Keep the clips whose text a peer recognizer confirms; the rest go to OUT.dropped.jsonl."""
+    counts = _filter(manifest, out, peer, max_wer)
+    click.echo(
+        f"kept {counts['kept']} ({counts['kept_hours']} h), dropped {counts['dropped']}: {out}"
+    )
+
+
+def _filter(manifest: Path, out: Path, peer: str, max_wer: float) -> dict:
+    from rich.progress import Progress
+
+    from tiny_audio.data.filter import filter_manifest
+    from tiny_audio.data.manifest import read_manifest
+
+    with Progress(transient=True) as progress:
+        task = progress.add_task(
+            f"{peer} checks {manifest.name}", total=len(read_manifest(manifest))
+        )
+        return filter_manifest(
+            manifest,
+            out,
+            peer=peer,
+            max_wer=max_wer,
+            on_item=lambda count: progress.advance(task, count),
+        )
 
 
 @data.command()

@@ -122,13 +122,10 @@ def build_real(out: Path, slices: Sequence[str] | None = None) -> dict[str, dict
     unknown = [name for name in names if name not in SLICES]
     if unknown:
         raise UserError(f"unknown slice {', '.join(unknown)}; known: {', '.join(SLICES)}")
-    for program in ("apt-get", "dpkg-deb"):
-        if shutil.which(program) is None:
-            raise UserError(f"`ta data real` needs {program} (a Debian-based system)")
     summary: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as scratch:
         roots = {
-            package: _unpack(package, Path(scratch))
+            package: unpack_package(package, Path(scratch))
             for package in {SLICES[n].package for n in names}
         }
         for name in names:
@@ -143,7 +140,12 @@ def build_real(out: Path, slices: Sequence[str] | None = None) -> dict[str, dict
     return summary
 
 
-def _unpack(package: str, scratch: Path) -> Path:
+def unpack_package(package: str, scratch: Path) -> Path:
+    """`apt-get download` the package into `scratch` and unpack it there (no root needed);
+    returns the root of its files."""
+    for program in ("apt-get", "dpkg-deb"):
+        if shutil.which(program) is None:
+            raise UserError(f"reading {package} needs {program} (a Debian-based system)")
     folder = scratch / package
     folder.mkdir()
     download = subprocess.run(

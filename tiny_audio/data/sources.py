@@ -3,7 +3,8 @@
 A name is, in the order tried:
 - `real` (every slice of `ta data real`) or `real:SLICE` (real slices have no splits);
   `synth` (the corpus `ta data synth --out $TINY_AUDIO_HOME/data/synth-1h` builds) or
-  `synth:DIR` (one built with `--out DIR`).
+  `synth:DIR` (one built with `--out DIR`); `games` (every game `ta data games` built, with
+  train/dev/test splits) or `games:NAME`.
 - a Hub dataset in HUB_DATASETS (loquacious, librispeech, librispeech-other, earnings22, ami,
   voxpopuli, tedlium, gigaspeech, spgispeech), streamed with `datasets`; needs network access.
 - a path: a manifest (.jsonl); a folder holding SPLIT.jsonl; a `datasets` folder written by
@@ -43,6 +44,16 @@ def load_source(
     name: str, split: str = "test", max_samples: int | None = None
 ) -> Iterator[Utterance]:
     return itertools.islice(_open(name, split), max_samples)
+
+
+def source_specs(value: Any) -> list[dict[str, Any]]:
+    """A config's data entry, one spec ({source, split?, max_samples?}) or a list of them, as a
+    list: a dev set may mix domains, each with its own sample budget."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(value, (DictConfig, ListConfig)):
+        value = OmegaConf.to_container(value, resolve=True)
+    return [value] if isinstance(value, dict) else list(value)
 
 
 def _open(name: str, split: str) -> Iterator[Utterance]:
@@ -93,7 +104,27 @@ def _synth(folder: str, split: str) -> Iterator[Utterance]:
     return iter_manifest(manifest)
 
 
-NAMED: dict[str, Callable[[str, str], Iterator[Utterance]]] = {"real": _real, "synth": _synth}
+def _games(game: str, split: str) -> Iterator[Utterance]:
+    """`games` is every game `ta data games` built, `games:NAME` one of them."""
+    from tiny_audio.data.games import GAMES
+
+    folder = data_home() / "games"
+    built = sorted(name for name in GAMES if (folder / name / f"{split}.jsonl").is_file())
+    if game and game not in GAMES:
+        raise UserError(f"no game {game!r} (known: {', '.join(GAMES)})")
+    chosen = [game] if game else built
+    if not chosen or any(name not in built for name in chosen):
+        raise UserError(f"{folder / (game or '*') / split}.jsonl is missing: run `ta data games`")
+    return itertools.chain.from_iterable(
+        iter_manifest(folder / name / f"{split}.jsonl") for name in chosen
+    )
+
+
+NAMED: dict[str, Callable[[str, str], Iterator[Utterance]]] = {
+    "real": _real,
+    "synth": _synth,
+    "games": _games,
+}
 
 
 # ---- local folders -------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from tiny_audio.data.manifest import Utterance
+from tiny_audio.data.sources import source_specs
 from tiny_audio.errors import UserError
 from tiny_audio.lact.config import LaCTConfig
 from tiny_audio.lact.lm import CharLM
@@ -74,7 +75,9 @@ class DataArgs:
     train: list[dict[str, Any]] = dataclasses.field(
         default_factory=list
     )  # [{source, max_samples?}]
-    dev: dict[str, Any] = dataclasses.field(default_factory=dict)  # {source, max_samples?}
+    dev: dict[str, Any] | list[dict[str, Any]] = dataclasses.field(
+        default_factory=dict
+    )  # a spec or several
     augment: dict[str, float] = dataclasses.field(default_factory=dict)  # name -> probability
     min_duration_s: float = 0.3
     max_duration_s: float = 20.0
@@ -316,7 +319,7 @@ def train(cfg: DictConfig) -> Path:
     train_set = SpeechDataset(
         list(data.train), "train", tokenizer, data, data.augment.get("silence", 0.0), seed
     )
-    val_set = SpeechDataset([data.dev], "dev", tokenizer, data)
+    val_set = SpeechDataset(source_specs(data.dev), "dev", tokenizer, data)
     if args.lm_order:
         texts = (text for _, text in train_set.items if text)
         model.lm = CharLM.fit(texts, tokenizer.characters, args.lm_order)

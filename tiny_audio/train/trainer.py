@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from tiny_audio.data.manifest import content_key
+from tiny_audio.data.sources import source_specs
 from tiny_audio.errors import UserError
 from tiny_audio.train import checkpoint as ckpt
 from tiny_audio.train.data import (
@@ -161,8 +162,8 @@ def train(cfg: DictConfig) -> Path:
     train_set = load_examples(list(d.train), "train", d.min_duration_s, d.max_duration_s)
     if not train_set:
         raise UserError("no training examples: check data.train sources")
-    dev_spec = OmegaConf.to_container(d.dev, resolve=True)
-    dev = list(decoded(load_examples([dev_spec], "dev", d.min_duration_s, d.max_duration_s)))  # type: ignore[list-item]
+    dev_specs = source_specs(d.dev)
+    dev = list(decoded(load_examples(dev_specs, "dev", d.min_duration_s, d.max_duration_s)))
 
     train_set = add_silence(
         train_set, d.augment.silence, cfg.seed
