@@ -30,7 +30,15 @@ def data() -> None:
 )
 @click.option(
     "--voices",
-    help="Comma-separated voice names (default: those `ta data voices` marks).",
+    help="Comma-separated voice names (default: those `ta data voices` marks); `kokoro-en` "
+    "stands for the screened native English Kokoro voices.",
+)
+@click.option(
+    "--mixes",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Add N new speakers kokoro-mix-0..N-1, each a random mix of 2-3 kokoro-en voices "
+    "of one accent.",
 )
 @click.option(
     "--held-out",
@@ -53,6 +61,7 @@ def synth(
     out: Path,
     hours: float,
     voices: str | None,
+    mixes: int,
     held_out: str | None,
     seed: int,
     texts: str,
@@ -60,11 +69,12 @@ def synth(
 ) -> None:
     """Synthesize an English corpus (train/dev/test FLAC + manifests) with offline TTS voices."""
     from tiny_audio.data.synth import DEFAULT_HELD_OUT, DEFAULT_VOICES, SynthConfig, build_corpus
+    from tiny_audio.data.voices import expand_voices
 
     config = SynthConfig(
         hours=hours,
-        voices=_names(voices) or DEFAULT_VOICES,
-        held_out=_names(held_out) or DEFAULT_HELD_OUT,
+        voices=expand_voices(_names(voices) or DEFAULT_VOICES, mixes),
+        held_out=expand_voices(_names(held_out) or DEFAULT_HELD_OUT),
         seed=seed,
         texts=texts,
     )
@@ -177,6 +187,27 @@ def _filter(manifest: Path, out: Path, peer: str, max_wer: float) -> dict:
 
 
 @data.command()
+@click.argument("manifest", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Manifest to write; the clips go in a folder beside it named after it.",
+)
+@click.option("--count", type=click.IntRange(min=1), required=True, help="Joined clips to make.")
+@click.option("--max-seconds", type=click.FloatRange(min=1.0), default=25.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def join(manifest: Path, out: Path, count: int, max_seconds: float, seed: int) -> None:
+    """Longer clips of 2-4 clips of MANIFEST each, with short pauses: training on them teaches a
+    model to transcribe a whole window of long audio, not its first sentence."""
+    from tiny_audio.data.join import join_manifest
+
+    joined = join_manifest(manifest, out, count, max_seconds, seed)
+    hours = sum(u.duration or 0.0 for u in joined) / 3600
+    click.echo(f"{len(joined)} joined clips, {hours:.2f} h: {out}")
+
+
+@data.command()
 @click.argument("source")
 @click.option(
     "--split", default="test", show_default=True, help="Split, for sources that have them."
@@ -219,11 +250,15 @@ def stats(source: str, split: str, out: Path | None, check_audio: bool) -> None:
 @data.command()
 def voices() -> None:
     """List the TTS voices `ta data synth` can use; * marks its default set."""
-    from tiny_audio.data.voices import DEFAULT_VOICES, VOICES
+    from tiny_audio.data.voices import DEFAULT_VOICES, KOKORO_MIX_PREFIX, VOICE_GROUPS, VOICES
 
     for name, voice in VOICES.items():
         mark = "*" if name in DEFAULT_VOICES else " "
         click.echo(f"{mark} {name:20s} {voice.engine} {voice.model}")
+    for group, members in VOICE_GROUPS.items():
+        click.echo(f"  {group:20s} group of {len(members)}: {', '.join(members)}")
+    mix = f"{KOKORO_MIX_PREFIX}SEED"
+    click.echo(f"  {mix:20s} kokoro-en mix of 2-3 kokoro-en voices of one accent (--mixes N)")
 
 
 @data.command()

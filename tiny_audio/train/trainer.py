@@ -44,7 +44,9 @@ def build_model(model_cfg: DictConfig) -> Any:
     fields = {str(k): v for k, v in container.items() if k not in MODEL_KEYS_NOT_IN_CONFIG}
     model = ASRModel(ASRConfig(**fields))
     if model_cfg.get("init_from"):
-        load_trained_weights(model, Path(model_cfg.init_from))
+        from tiny_audio.zoo import resolve
+
+        load_trained_weights(model, Path(resolve(model_cfg.init_from)))  # a folder or zoo name
     return model
 
 

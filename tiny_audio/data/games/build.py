@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import random
 import re
 import tempfile
 from collections import Counter
@@ -107,6 +108,7 @@ def build_game(name: str, root: Path, out: Path) -> dict:
     summary: dict = {"description": GAMES[name].description, "dropped": dict(dropped), "splits": {}}
     for split in ("train", "dev", "test"):
         chosen = [u for line, u in kept if split_of[voice_of(line)] == split]
+        random.Random(f"{name}-{split}").shuffle(chosen)  # so that its first N mix the voices
         write_manifest(folder / UNFILTERED.format(split=split), chosen)
         summary["splits"][split] = _figures(chosen)
     summary["held_out_voices"] = {
