@@ -8,8 +8,8 @@ import numpy as np
 import soundfile as sf
 
 from tiny_audio.audio import load_audio
-from tiny_audio.data.join import PAUSE_SECONDS, join_manifest
-from tiny_audio.data.manifest import Utterance, read_manifest, write_manifest
+from tiny_audio.data.join import PAUSE_SECONDS, join_clips
+from tiny_audio.data.manifest import Utterance, read_manifest
 
 
 def test_joined_clips_hold_their_parts_in_order_with_pauses_between(tmp_path: Path) -> None:
@@ -18,8 +18,7 @@ def test_joined_clips_hold_their_parts_in_order_with_pauses_between(tmp_path: Pa
         path = tmp_path / f"c{i}.wav"
         sf.write(path, np.full(8000 * (i + 1), 0.1 * (i + 1), dtype=np.float32), 16000)
         clips.append(Utterance(f"c{i}", str(path), f"clip {i}.", 0.5 * (i + 1), "s", "x"))
-    manifest = write_manifest(tmp_path / "all.jsonl", clips)
-    joined = join_manifest(manifest, tmp_path / "out" / "joined.jsonl", count=12, max_seconds=4.0)
+    joined = join_clips(clips, tmp_path / "out" / "joined.jsonl", count=12, max_seconds=4.0)
     assert joined and read_manifest(tmp_path / "out" / "joined.jsonl") == joined
     by_text = {c.text: c for c in clips}
     for utterance in joined:

@@ -185,6 +185,10 @@ def test_named_real_and_synth_sources(tmp_path: Path, monkeypatch: pytest.Monkey
         tmp_path / "corpus" / "dev.jsonl", [Utterance("d", str(real / "w.wav"), "dev", 0.1)]
     )
     assert [u.text for u in load_source(f"synth:{tmp_path / 'corpus'}", split="dev")] == ["dev"]
+    write_manifest(
+        tmp_path / "data" / "words" / "dev.jsonl", [Utterance("w", str(real / "w.wav"), "w", 0.1)]
+    )
+    assert [u.text for u in load_source("synth:words", split="dev")] == ["w"]  # in the data home
     with pytest.raises(UserError, match="unknown data source"):
         load_source("no-such-thing")
     assert json.loads(json.dumps([u.id for u in load_source("real", max_samples=1)])) == ["cards-1"]

@@ -37,6 +37,7 @@ def data() -> None:
     "--mixes",
     type=click.IntRange(min=0),
     default=0,
+    metavar="N",
     help="Add N new speakers kokoro-mix-0..N-1, each a random mix of 2-3 kokoro-en voices "
     "of one accent.",
 )
@@ -187,7 +188,8 @@ def _filter(manifest: Path, out: Path, peer: str, max_wer: float) -> dict:
 
 
 @data.command()
-@click.argument("manifest", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("source")
+@click.option("--split", default="train", show_default=True, help="Split of SOURCE.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -197,12 +199,13 @@ def _filter(manifest: Path, out: Path, peer: str, max_wer: float) -> dict:
 @click.option("--count", type=click.IntRange(min=1), required=True, help="Joined clips to make.")
 @click.option("--max-seconds", type=click.FloatRange(min=1.0), default=25.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def join(manifest: Path, out: Path, count: int, max_seconds: float, seed: int) -> None:
-    """Longer clips of 2-4 clips of MANIFEST each, with short pauses: training on them teaches a
-    model to transcribe a whole window of long audio, not its first sentence."""
-    from tiny_audio.data.join import join_manifest
+def join(source: str, split: str, out: Path, count: int, max_seconds: float, seed: int) -> None:
+    """Longer clips of 2-4 clips of SOURCE (a manifest or named source) each, with short pauses:
+    training on them teaches a model to transcribe a whole window, not its first sentence."""
+    from tiny_audio.data.join import join_clips
+    from tiny_audio.data.sources import load_source
 
-    joined = join_manifest(manifest, out, count, max_seconds, seed)
+    joined = join_clips(load_source(source, split), out, count, max_seconds, seed)
     hours = sum(u.duration or 0.0 for u in joined) / 3600
     click.echo(f"{len(joined)} joined clips, {hours:.2f} h: {out}")
 
@@ -258,7 +261,7 @@ def voices() -> None:
     for group, members in VOICE_GROUPS.items():
         click.echo(f"  {group:20s} group of {len(members)}: {', '.join(members)}")
     mix = f"{KOKORO_MIX_PREFIX}SEED"
-    click.echo(f"  {mix:20s} kokoro-en mix of 2-3 kokoro-en voices of one accent (--mixes N)")
+    click.echo(f"  {mix:20s} kokoro-en 2-3 kokoro-en voices of one accent, mixed by SEED")
 
 
 @data.command()

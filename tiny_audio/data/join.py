@@ -8,25 +8,29 @@ with a short pause between them, their texts joined) teach it to go on to the en
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from tiny_audio.audio import SAMPLE_RATE
-from tiny_audio.data.manifest import Utterance, decoded, read_manifest, write_manifest
+from tiny_audio.data.manifest import Utterance, decoded, write_manifest
+from tiny_audio.errors import UserError
 
 PAUSE_SECONDS = (0.2, 0.8)
 CLIPS_PER_JOIN = (2, 4)
 
 
-def join_manifest(
-    manifest: Path, out: Path, count: int, max_seconds: float = 25.0, seed: int = 0
+def join_clips(
+    clips: Iterable[Utterance], out: Path, count: int, max_seconds: float = 25.0, seed: int = 0
 ) -> list[Utterance]:
     """Write `count` joined clips to OUT (a manifest) and its folder OUT_STEM/; each joins
-    2-4 clips drawn from `manifest` that fit in `max_seconds` with their pauses."""
+    2-4 of `clips` that fit in `max_seconds` with their pauses."""
     rng = random.Random(seed)
-    pool = [u for u in read_manifest(manifest) if u.duration]
+    pool = [u for u in clips if u.duration]
+    if not pool:
+        raise UserError("no clips with a duration to join")
     folder = out.parent / out.stem
     folder.mkdir(parents=True, exist_ok=True)
     joined = []

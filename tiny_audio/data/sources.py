@@ -93,10 +93,12 @@ def _real(slice_name: str, split: str) -> Iterator[Utterance]:
 
 
 def _synth(folder: str, split: str) -> Iterator[Utterance]:
-    """`synth` is the default corpus, `synth:DIR` one built with `ta data synth --out DIR`."""
-    manifest = (
-        Path(folder).expanduser() if folder else data_home() / "synth-1h"
-    ) / f"{split}.jsonl"
+    """`synth` is the default corpus, `synth:DIR` one built with `ta data synth --out DIR`; a
+    relative DIR that is not a folder here names one in $TINY_AUDIO_HOME/data (`synth:synth-words`)."""
+    directory = Path(folder or "synth-1h").expanduser()
+    if not directory.is_absolute() and not directory.is_dir():
+        directory = data_home() / directory
+    manifest = directory / f"{split}.jsonl"
     if not manifest.is_file():
         raise UserError(
             f"{manifest} is missing: run `ta data synth --out {manifest.parent} --hours 1`"
