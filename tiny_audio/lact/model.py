@@ -454,7 +454,7 @@ class LaCTForCTC(nn.Module):
         `stride_length_s` (default a sixth of a window), so hours of audio fit in memory. Each
         overlap is split halfway: each window keeps the frames of its own half, where it has
         seen context on both sides, and the kept frames are joined in order."""
-        from tiny_audio.model.modeling import split_windows
+        from tiny_audio.model.windows import split_windows
 
         chunk = chunk_length_s or self.config.max_audio_seconds
         grid = HOP_LENGTH * math.prod(self.audio_encoder.strides)  # samples per CTC frame

@@ -32,6 +32,7 @@ from .configuration import ASRConfig
 from .encoders import load_encoder, load_feature_extractor
 from .processing import SAMPLE_RATE, ASRProcessor
 from .projectors import build_projector
+from .windows import Window, merge_overlap, speech_windows, split_windows
 
 try:  # Inside tiny-audio, parts resolve through its offline zoo.
     from tiny_audio.zoo import resolve as zoo_resolve
@@ -42,6 +43,8 @@ logger = logging.getLogger("tiny_audio")
 
 WEIGHTS_NAME = "model.safetensors"
 IGNORE_INDEX = -100
+# Longest window cut at pauses: about the longest clips the default model trains on.
+VAD_WINDOW_S = 20.0
 # Without tiny-audio's zoo, its names fall back to the original checkpoints on the Hub.
 ZOO_HUB_IDS = {
     "whisper-tiny.en": "openai/whisper-tiny.en",
@@ -56,6 +59,7 @@ REMOTE_CODE_FILES = [
     "processing.py",
     "modeling.py",
     "pipeline.py",
+    "windows.py",
 ]
 
 
@@ -412,12 +416,14 @@ class ASRModel(PreTrainedModel):
         chunk_length_s: float | None = None,
         stride_length_s: float | tuple[float, float] | None = None,
         prompt: str | None = None,
+        vad: bool = True,
         **generate_options: Any,
     ) -> list[list[Segment]]:
-        """Timed text segments for each waveform: one per window of long audio, whose overlap
-        with the previous window is removed; `generate_options` go to `generate`."""
-        chunk = min(chunk_length_s or self.config.max_audio_seconds, self.config.max_audio_seconds)
-        windows = [split_windows(len(wave), chunk, stride_length_s) for wave in waveforms]
+        """Timed text segments for each waveform: one per window of long audio; `generate_options`
+        go to `generate`. With `vad`, windows of up to `chunk_length_s` (default VAD_WINDOW_S)
+        are cut at pauses and a clip without speech gets no segment; otherwise fixed windows
+        (default: the encoder's 30 s) overlap by `stride_length_s`, removed again when joined."""
+        windows = [self._windows(wave, chunk_length_s, stride_length_s, vad) for wave in waveforms]
         jobs = [(c, w) for c, clip_windows in enumerate(windows) for w in range(len(clip_windows))]
         jobs.sort(key=lambda job: windows[job[0]][job[1]][1] - windows[job[0]][job[1]][0])
         texts: dict[tuple[int, int], str] = {}
@@ -439,6 +445,25 @@ class ASRModel(PreTrainedModel):
                 segments.append(Segment(begin / SAMPLE_RATE, end / SAMPLE_RATE, new_text))
             results.append(segments)
         return results
+
+    def _windows(
+        self,
+        waveform: np.ndarray,
+        chunk_length_s: float | None,
+        stride_length_s: float | tuple[float, float] | None,
+        vad: bool,
+    ) -> list[Window]:
+        longest = self.config.max_audio_seconds
+        if vad:
+            chunk = min(chunk_length_s or VAD_WINDOW_S, longest)
+            found = speech_windows(waveform, chunk)
+            if found is not None:
+                # A clip that fits whole is heard whole, as in training; the detector only gates it.
+                fits = len(waveform) <= chunk * SAMPLE_RATE
+                return [(0, len(waveform), False)] if found and fits else found
+        return split_windows(
+            len(waveform), min(chunk_length_s or longest, longest), stride_length_s
+        )
 
     # ---- save and load ----------------------------------------------------------------------
 
@@ -501,58 +526,3 @@ def copy_remote_code(directory: Path) -> None:
     for name in REMOTE_CODE_FILES:
         shutil.copyfile(here / name, directory / name)
     shutil.copyfile(here.parent / "audio.py", directory / "audio.py")
-
-
-def split_windows(
-    num_samples: int,
-    chunk_s: float,
-    stride_s: float | tuple[float, float] | None,
-    grid: int = 1,
-) -> list[tuple[int, int, bool]]:
-    """(start, end, overlaps_previous) sample windows covering a clip.
-
-    Consecutive windows overlap by the left stride (default: a sixth of the window), so words cut
-    at one window's edge are whole in the next; the overlap is removed again when merging.
-    Window lengths and overlaps are rounded to whole multiples of `grid` samples (a model's frame
-    hop), so every window starts on the clip's frame grid."""
-
-    def on_grid(samples: int) -> int:
-        return round(samples / grid) * grid
-
-    chunk = max(grid, on_grid(int(chunk_s * SAMPLE_RATE)))
-    if num_samples <= chunk:
-        return [(0, num_samples, False)]
-    if stride_s is None:
-        stride_s = chunk_s / 6
-    left = stride_s[0] if isinstance(stride_s, tuple) else stride_s
-    overlap = min(on_grid(int(left * SAMPLE_RATE)), chunk // grid // 2 * grid)
-    step = chunk - overlap
-    windows = []
-    start = 0
-    while True:
-        end = min(start + chunk, num_samples)
-        windows.append((start, end, start > 0))
-        if end == num_samples:
-            return windows
-        start += step
-
-
-def merge_overlap(previous: str, current: str, max_words: int = 30) -> str:
-    """`current` without its leading words that repeat the end of `previous` (the overlap).
-
-    The longest run of words that ends `previous` and appears near the start of `current` is
-    the overlap; a lone word counts only at the very start, since short words recur by chance."""
-    before, after = previous.split(), current.split()
-
-    def normalized(words: list[str]) -> list[str]:
-        return [word.lower().strip(".,!?;:\"'") for word in words]
-
-    tail_words, head_words = normalized(before[-max_words:]), normalized(after[:max_words])
-    cut = 0
-    for size in range(1, min(len(tail_words), len(head_words)) + 1):
-        tail = tail_words[-size:]
-        for offset in range(len(head_words) - size + 1):
-            if head_words[offset : offset + size] == tail and (size > 1 or offset <= 1):
-                cut = offset + size
-                break
-    return " ".join(after[cut:])

@@ -24,13 +24,14 @@ class ASRPipeline(Pipeline):
         chunk_length_s: float | None = None,
         stride_length_s: float | tuple[float, float] | None = None,
         prompt: str | None = None,
+        vad: bool = True,
         return_timestamps: bool = False,
         generate_kwargs: dict[str, Any] | None = None,
         **generate_options: Any,
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         forward = dict(generate_kwargs or {}, **generate_options)
         forward.update(
-            chunk_length_s=chunk_length_s, stride_length_s=stride_length_s, prompt=prompt
+            chunk_length_s=chunk_length_s, stride_length_s=stride_length_s, prompt=prompt, vad=vad
         )
         return {}, forward, {"return_timestamps": return_timestamps}
 

@@ -1,0 +1,64 @@
+"""Long audio cut at pauses, and no text for audio without speech (Silero VAD)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tiny_audio.audio import SAMPLE_RATE, load_audio
+from tiny_audio.model.windows import speech_windows
+
+PAUSE_S = 1.0
+
+
+@pytest.fixture(scope="module")
+def five_sentences(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Five spoken sentences with a second of silence after each, and where each one lies."""
+    folder = tmp_path_factory.mktemp("sentences")
+    pieces, spans, at = [], [], 0
+    for i in range(5):
+        path = folder / f"{i}.wav"
+        text = f"This is sentence number {i} of a longer recording about the weather."
+        subprocess.run(["flite", "-voice", "slt", "-t", text, "-o", str(path)], check=True)
+        speech = load_audio(path)
+        pieces += [speech, np.zeros(int(PAUSE_S * SAMPLE_RATE), dtype=np.float32)]
+        spans.append((at, at + len(speech)))
+        at += len(speech) + int(PAUSE_S * SAMPLE_RATE)
+    return np.concatenate(pieces), spans
+
+
+def test_windows_hold_every_sentence_whole_and_are_cut_in_pauses(
+    five_sentences: tuple[np.ndarray, list[tuple[int, int]]],
+) -> None:
+    waveform, spans = five_sentences
+    windows = speech_windows(waveform, max_s=8.0)
+    assert windows is not None and len(windows) >= 3
+    for start, end, overlaps in windows:
+        assert end - start <= 8.0 * SAMPLE_RATE and not overlaps
+    for begin, finish in spans:  # the sentence (less the quiet edges of its file) in one window
+        assert any(start <= begin + 1600 and finish - 1600 <= end for start, end, _ in windows)
+    assert speech_windows(waveform, max_s=30.0) == [(windows[0][0], windows[-1][1], False)]
+
+
+def test_silence_and_noise_hold_no_speech() -> None:
+    rng = np.random.default_rng(0)
+    assert speech_windows(np.zeros(10 * SAMPLE_RATE, dtype=np.float32), 20.0) == []
+    noise = (0.1 * rng.standard_normal(10 * SAMPLE_RATE)).astype(np.float32)
+    assert speech_windows(noise, 20.0) == []
+
+
+@pytest.mark.slow
+def test_the_default_model_says_nothing_for_silence_and_noise(tmp_path: Path) -> None:
+    from tiny_audio.model import ASRModel
+
+    model = ASRModel.from_pretrained("default")
+    rng = np.random.default_rng(1)
+    silence = np.zeros(10 * SAMPLE_RATE, dtype=np.float32)
+    noise = (0.05 * rng.standard_normal(10 * SAMPLE_RATE)).astype(np.float32)
+    assert model.transcribe([silence, noise]) == ["", ""]
+    assert model.transcribe([silence, noise], vad=False) != ["", ""]  # what the gate prevents
