@@ -79,6 +79,19 @@ def test_bad_lines_are_reported_and_skipped(tmp_path: Path, caplog) -> None:
     assert "m.jsonl:2" in caplog.text
 
 
+def test_a_line_that_is_not_utf8_is_reported_and_skipped(tmp_path: Path, caplog) -> None:
+    lines = [
+        json.dumps({"id": f"u{i}", "audio": f"{i}.wav", "text": "café", "duration": 1.0})
+        for i in range(3)
+    ]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(b"\n".join(line.encode() for line in lines).replace(b"u1", b"u\xff1"))
+    with caplog.at_level(logging.WARNING):
+        utterances = read_manifest(manifest)
+    assert [(u.id, u.text) for u in utterances] == [("u0", "café"), ("u2", "café")]
+    assert "m.jsonl:2: skipped bad entry" in caplog.text and "utf-8" in caplog.text
+
+
 def test_unreadable_audio_is_reported_and_skipped(tmp_path: Path, caplog) -> None:
     (tmp_path / "garbage.wav").write_bytes(b"RIFF not really a wave file")
     utterances = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -76,8 +77,54 @@ def test_bad_override_is_one_clear_line() -> None:
         timeout=120,
     )
     assert run.returncode == 1
-    assert "Traceback" not in run.stderr and "learnin_rate" in run.stderr
-    assert len(run.stderr.strip().splitlines()) == 1
+    assert run.stderr.strip() == (
+        "error: training.learnin_rate is not a setting (did you mean training.learning_rate?)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("training.learning_rate=abc", "training.learning_rate='abc': must be a number >= 0"),
+        ("training.per_device_train_batch_size=0", "training.per_device_train_batch_size=0: must be an integer >= 1"),
+        ("training.max_steps=0", "training.max_steps=0: must be an integer >= 1"),
+        ("+training.max_step=1", "training.max_step is not a setting (did you mean training.max_steps?)"),
+    ],
+)  # fmt: skip
+def test_bad_training_setting_is_one_line_before_training_starts(
+    override: str, message: str, tiny_parts: dict[str, str], tone_corpus: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "run"
+    process = run_train([*tiny_overrides(tiny_parts, tone_corpus, output), override], tmp_path)
+    log, _ = process.communicate(timeout=300)
+    assert process.returncode == 1, log
+    assert [line for line in log.splitlines() if "error" in line.lower()] == [f"error: {message}"]
+    assert "Traceback" not in log and not output.exists()
+
+
+def test_wandb_key_without_wandb_says_logging_is_off(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    import accelerate
+    import accelerate.utils
+
+    from tiny_audio.train.trainer import train
+
+    class Started(Exception):
+        """Raised where the accelerator would start: the trackers are settled by then."""
+
+    def accelerator(log_with: list[str], **settings: object) -> None:
+        raise Started(log_with)
+
+    monkeypatch.setattr(accelerate, "Accelerator", accelerator)
+    monkeypatch.setattr(accelerate.utils, "is_wandb_available", lambda: False)
+    monkeypatch.setenv("WANDB_API_KEY", "a-key")
+    with caplog.at_level(logging.WARNING, logger="tiny_audio"), pytest.raises(Started) as started:
+        train(compose([f"training.output_dir={tmp_path}"]))
+    assert started.value.args == (["tensorboard"],)
+    assert [record.message for record in caplog.records] == [
+        "WANDB_API_KEY is set but wandb is not installed: W&B logging is off (pip install wandb)"
+    ]
 
 
 def test_presets_compose() -> None:

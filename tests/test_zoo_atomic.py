@@ -103,6 +103,29 @@ def test_stale_partial_is_never_resolved(fresh_home: Path, monkeypatch: pytest.M
     assert not stale.exists()
 
 
+def test_dead_partials_are_swept_by_any_later_pull(
+    fresh_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull killed while another process finished the same model, or while pulling a model that
+    is never pulled again, leaves partials that no build of their own will sweep."""
+    register(monkeypatch, "cached-model", write_config)
+    register(monkeypatch, "other-model", write_config)
+    resolve("cached-model")
+    stale = [
+        model_dir(name).with_name(f".{name}{PARTIAL_MARK}{dead_pid()}")
+        for name in ("cached-model", "abandoned-model")
+    ]
+    for partial in stale:
+        partial.mkdir()
+        (partial / "weights.bin").write_bytes(bytes(1000))
+    resolve("cached-model")
+    assert not any(partial.exists() for partial in stale)
+
+    stale[1].mkdir()
+    resolve("other-model")
+    assert not stale[1].exists()
+
+
 def test_partial_of_a_live_process_is_left_alone(fresh_home: Path) -> None:
     live = fresh_home / f".other{PARTIAL_MARK}{os.getppid()}"
     live.mkdir()

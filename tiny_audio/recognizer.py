@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
 import click
 import numpy as np
+from safetensors import SafetensorError
 
 from tiny_audio.errors import UserError
 
@@ -46,6 +49,25 @@ PEERS: dict[str, str] = {
 }
 
 
+# What parsing a damaged checkpoint file raises: bytes that are not UTF-8 or not JSON
+# (ValueError), JSON of another shape than expected (TypeError, KeyError, AttributeError), a
+# truncated or corrupt safetensors file (SafetensorError).
+DAMAGED = (ValueError, TypeError, KeyError, AttributeError, SafetensorError)
+
+
+@contextmanager
+def reading(file: Path) -> Iterator[None]:
+    """Turn a checkpoint file that is missing, unreadable or damaged into one line naming it."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise UserError(f"{file}: missing") from None
+    except OSError as error:
+        raise UserError(f"{file}: cannot be read ({error.strerror or error})") from None
+    except DAMAGED as error:
+        raise UserError(f"{file}: damaged ({error})") from None
+
+
 def _import(target: str) -> Any:
     module_name, _, attribute_path = target.partition(":")
     obj: Any = importlib.import_module(module_name)
@@ -64,7 +86,11 @@ def load_recognizer(name: str, **kwargs: Any) -> Recognizer:
     config_file = directory / "config.json"
     if not config_file.is_file():
         raise UserError(f"{name}: no config.json, not a tiny-audio or LaCT model")
-    model_type = json.loads(config_file.read_text()).get("model_type", "")
+    with reading(config_file):
+        config = json.loads(config_file.read_bytes())
+    if not isinstance(config, dict):
+        raise UserError(f"{config_file}: damaged (not a JSON object)")
+    model_type = config.get("model_type", "")
     if model_type not in FAMILIES:
         known = ", ".join(sorted(FAMILIES))
         raise UserError(f"{name}: model_type {model_type!r} is not one of {known}")

@@ -78,13 +78,13 @@ def iter_manifest(path: str | os.PathLike) -> Iterator[Utterance]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such manifest")
-    with path.open(encoding="utf-8") as lines:
+    with path.open("rb") as lines:  # decoded line by line: one bad byte costs one entry
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                yield _parse(json.loads(line), path.parent)
-            except (json.JSONDecodeError, TypeError, ValueError) as error:
+                yield _parse(json.loads(line.decode("utf-8")), path.parent)
+            except (TypeError, ValueError) as error:  # JSON and UTF-8 errors are ValueErrors
                 logger.warning("%s:%d: skipped bad entry (%s)", path, number, error)
 
 

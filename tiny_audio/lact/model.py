@@ -25,8 +25,9 @@ from torch import Tensor, nn
 from tiny_audio.errors import UserError
 from tiny_audio.lact.config import LaCTConfig
 from tiny_audio.lact.decoding import beam_search_decode, greedy_decode
-from tiny_audio.lact.lm import CharLM
+from tiny_audio.lact.lm import LM_FILE, CharLM
 from tiny_audio.lact.tokenizer import CharTokenizer
+from tiny_audio.recognizer import reading
 
 SAMPLE_RATE = 16_000
 N_FFT = 400  # 25 ms windows
@@ -526,11 +527,26 @@ class LaCTForCTC(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str = "cpu") -> LaCTForCTC:
         directory = Path(directory)
-        weights = directory / "model.safetensors"
-        if not weights.is_file():
-            raise UserError(f"{directory}: no model.safetensors")
-        model = cls(LaCTConfig.load(directory), CharTokenizer.load(directory))
-        model.load_state_dict(load_file(str(weights)))
-        model.lm = CharLM.load(directory)
+        config_file, weights = directory / "config.json", directory / "model.safetensors"
+        with reading(config_file):
+            config = LaCTConfig.load(directory)
+        with reading(directory / "vocab.json"):
+            tokenizer = CharTokenizer.load(directory)
+        with reading(weights):
+            state = load_file(str(weights))
+        model = cls(config, tokenizer)
+        expected = set(model.state_dict())
+        unexpected, missing = set(state) - expected, expected - set(state)
+        mismatch = f"{weights} does not match {config_file}"
+        if unexpected or missing:
+            raise UserError(
+                f"{mismatch} (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
+            )
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:  # shaped otherwise than the config builds them
+            raise UserError(f"{mismatch}: {str(error).splitlines()[-1].strip()}") from None
+        with reading(directory / LM_FILE):
+            model.lm = CharLM.load(directory)
         model.name = f"lact:{directory.name}"
         return model.to(device).eval()

@@ -7,6 +7,7 @@ Read top to bottom: loading the parts, the prompt, audio embeddings spliced into
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import os
@@ -27,6 +28,7 @@ from transformers import (
     StoppingCriteria,
     StoppingCriteriaList,
 )
+from transformers.utils import CONFIG_NAME
 
 from .configuration import ASRConfig
 from .encoders import load_encoder, load_feature_extractor
@@ -34,9 +36,14 @@ from .processing import SAMPLE_RATE, ASRProcessor
 from .projectors import build_projector
 from .windows import Window, merge_overlap, speech_windows, split_windows
 
-try:  # Inside tiny-audio, parts resolve through its offline zoo.
+try:  # Inside tiny-audio: parts resolve through its offline zoo; a damaged checkpoint is one line.
+    from tiny_audio.errors import UserError
+    from tiny_audio.recognizer import reading
     from tiny_audio.zoo import resolve as zoo_resolve
-except ImportError:  # Loaded as Hub remote code without tiny-audio installed.
+except ImportError:  # Loaded as Hub remote code without tiny-audio installed: plain errors.
+    from contextlib import nullcontext as reading  # type: ignore[assignment]
+
+    UserError = ValueError  # type: ignore[assignment,misc]
     zoo_resolve = None  # type: ignore[assignment]
 
 logger = logging.getLogger("tiny_audio")
@@ -503,20 +510,27 @@ class ASRModel(PreTrainedModel):
             from huggingface_hub import snapshot_download
 
             directory = Path(snapshot_download(str(pretrained_model_name_or_path)))
-        config = config if isinstance(config, ASRConfig) else ASRConfig.from_pretrained(directory)
+        config_file, weights_file = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        if not isinstance(config, ASRConfig):
+            with reading(config_file):
+                config = ASRConfig.from_dict(json.loads(config_file.read_bytes()))
+        with reading(weights_file):  # before the slow part: the encoder and decoder
+            weights = load_file(str(weights_file))
         # Given the config, the tokenizer need not read config.json (remote code) itself.
         tokenizer = AutoTokenizer.from_pretrained(directory, config=config)
         processor = ASRProcessor(load_feature_extractor(str(directory)), tokenizer)
         model = cls(config, processor=processor)
-        weights = load_file(str(directory / WEIGHTS_NAME))
         expected = model.trained_parameters()
         unexpected, missing = set(weights) - set(expected), set(expected) - set(weights)
+        mismatch = f"{weights_file} does not match {config_file}"
         if unexpected or missing:
-            raise ValueError(
-                f"{directory}: weights do not match the config (missing {sorted(missing)[:3]}, "
-                f"unexpected {sorted(unexpected)[:3]})"
+            raise UserError(
+                f"{mismatch} (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
             )
-        model.load_state_dict(weights, strict=False)
+        try:
+            model.load_state_dict(weights, strict=False)
+        except RuntimeError as error:  # shaped otherwise than the config builds them
+            raise UserError(f"{mismatch}: {str(error).splitlines()[-1].strip()}") from None
         model.name = str(pretrained_model_name_or_path)
         return model.eval()
 

