@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import io
+import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from tiny_audio.audio import SAMPLE_RATE, AudioError, load_audio
+from tiny_audio.audio import SAMPLE_RATE, AudioError, AudioWarning, load_audio
+
+NOBODY = 65534  # the unprivileged user and group of Debian and most Linux systems
 
 
 def put(path: Path, content: bytes) -> Path:
@@ -82,7 +90,7 @@ def test_bytes_dict_and_array_inputs(tmp_path: Path, tone: np.ndarray) -> None:
         (lambda d: np.array(["a", "b"]), "unsupported sample type"),
     ],
 )
-def test_bad_input_raises_one_clear_error(tmp_path: Path, make_input, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_raises_one_clear_error(tmp_path: Path, make_input, message: str) -> None:
     with pytest.raises(AudioError, match=message) as raised:
         load_audio(make_input(tmp_path))
     assert "\n" not in str(raised.value)
@@ -113,3 +121,69 @@ def test_transcribe_cli_reports_bad_file_in_one_line(
     skipped = [line for line in run.stderr.splitlines() if line.startswith("skipped")]
     assert len(skipped) == 1 and "notes.txt" in skipped[0]
     assert '"file": "' + str(good) in run.stdout  # the good file was still transcribed
+
+
+def test_unsigned_8_bit_pcm_fills_the_full_range() -> None:
+    """Old games store speech as unsigned 8-bit PCM: 0 and 255 are the loudest samples."""
+    samples = np.array([0, 128, 255], dtype=np.uint8)
+    np.testing.assert_allclose(load_audio((samples, 16000)), [-1.0, 0.0, 127 / 128], atol=1e-6)
+
+
+def _as_unprivileged(function: Callable[[], object]) -> str:
+    """str(what function() raises) in a forked child that cannot bypass file permissions the way
+    root does (the venv's Python lies under /root, so a subprocess as another user cannot start)."""
+    if os.geteuid() != 0:
+        return _raised(function)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop root, report, leave without running pytest's teardown
+        os.close(read)
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+        os.write(write, _raised(function).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        message = pipe.read()
+    os.waitpid(pid, 0)
+    return message
+
+
+def _raised(function: Callable[[], object]) -> str:
+    try:
+        function()
+    except Exception as error:
+        return str(error)
+    return "nothing raised"
+
+
+def test_unreadable_file_says_permission_denied(tone: np.ndarray) -> None:
+    folder = Path(tempfile.mkdtemp())  # under /tmp, which every user may enter (tmp_path is not)
+    try:
+        folder.chmod(0o755)
+        locked = write(folder / "locked.wav", tone, SAMPLE_RATE)
+        locked.chmod(0)
+        # libsndfile said "not a readable audio file (... System error.)"
+        assert _as_unprivileged(lambda: load_audio(locked)) == f"{locked}: permission denied"
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_directory_is_reported_as_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(AudioError, match=r": is a directory$"):  # it said "no such file"
+        load_audio(tmp_path)
+
+
+def test_truncated_wav_is_decoded_with_a_warning(tmp_path: Path, tone: np.ndarray) -> None:
+    whole = write(tmp_path / "whole.wav", np.concatenate([tone, tone]), SAMPLE_RATE)
+    cut = put(tmp_path / "cut.wav", whole.read_bytes()[: whole.stat().st_size // 2])
+    message = f"{cut}: truncated: the header promises 2.0 s of audio, the file holds 1.0 s"
+    with pytest.warns(AudioWarning, match=re.escape(message)) as caught:
+        audio = load_audio(cut)
+    assert len(caught) == 1 and abs(len(audio) - SAMPLE_RATE) < 20  # the half the file holds
+    # A whole file, and a streamed one whose header leaves the length unknown, warn of nothing.
+    streamed = bytearray(whole.read_bytes())
+    streamed[40:44] = (0xFFFFFFFF).to_bytes(4, "little")  # the data chunk's size field
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(load_audio(whole)) == len(load_audio(bytes(streamed))) == 2 * SAMPLE_RATE

@@ -25,12 +25,13 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _write(directory: Path, model: str, column: int, failed: str | None = None) -> Path:
+    """A run of one model's hypotheses; the item with id `failed` (every item for "*") failed."""
     predictions = []
     for item in ITEMS:
         utterance = Utterance(item[0], "unused", item[3], source=item[1])
-        error = "AudioError: broken" if item[0] == failed else None
+        error = "AudioError: broken" if failed == "*" or item[0] == failed else None
         predictions.append(
-            score(utterance, item[column] if error is None else "", item[2], 0.1, error)
+            score(utterance, str(item[column]) if error is None else "", item[2], 0.1, error)
         )
     run = directory / model / "set"
     write_run(run, predictions, {"model": model, "dataset": "set", **summarize(predictions)})
@@ -149,3 +150,31 @@ def test_run_can_be_named_by_model_in_default_output(
     output = _invoke("compare", "whisper:tiny.en")
     assert "compared 1 runs" in output
     assert (tmp_path / "outputs/eval/whisper-tiny.en/set/comparison/compare.md").is_file()
+
+
+def test_compare_ranks_only_runs_that_scored_every_item(
+    runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    run_a, run_b = runs
+    run_c = _write(tmp_path / "eval", "model-c", 4, failed="*")  # every item failed
+    run_d = _write(tmp_path / "eval", "model-d", 5)  # stopped part way (Ctrl-C, full disk)
+    metrics = json.loads((run_d / "metrics.json").read_text())
+    (run_d / "metrics.json").write_text(json.dumps({**metrics, "complete": False}))
+    out = tmp_path / "cmp"
+    output = _invoke("compare", *map(str, (run_a, run_b, run_c, run_d)), "-o", str(out))
+    # Before: model C's WER read 0.00, the best of all.
+    data = json.loads((out / "compare.json").read_text())
+    assert data["runs"]["model-c on set"]["overall"]["wer"] is None
+    assert data["ranking"] == ["model-a on set"]
+    why = {
+        "model-b on set": "1 of 5 items failed and are not in its WER",
+        "model-c on set": "nothing scored (5 items failed)",
+        "model-d on set": "interrupted: its WER covers only the items it reached",
+    }
+    assert data["not_ranked"] == why
+    assert output.splitlines()[1:] == ["best WER: model-a on set"] + [
+        f"not ranked: {name}: {reason}" for name, reason in why.items()
+    ]
+    markdown = (out / "compare.md").read_text()
+    assert "| model-c on set | 0 | 5 | — |" in markdown
+    assert "1. model-a on set: 21.05%" in markdown

@@ -1,17 +1,34 @@
 """`ta eval` end to end with real peers on real human speech (the `cards` and `goforward`
-slices of `ta data real`), and the promise that a bad item is recorded, never fatal."""
+slices of `ta data real`), the promise that a bad item is recorded, never fatal, and that a run
+with nothing scored is an error, not 0% WER; Ctrl-C and a full disk keep what was made."""
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
+from ports import free_port
+from test_transcribe_cli import save_tiny_model, small_disk, tone_file
 
 from tiny_audio.cli import cli
 from tiny_audio.data.manifest import Utterance, read_manifest, write_manifest
-from tiny_audio.evaluate.runner import distinct_slugs, evaluate, slug, summarize
+from tiny_audio.errors import UserError
+from tiny_audio.evaluate.runner import (
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    RunFiles,
+    distinct_slugs,
+    evaluate,
+    slug,
+    summarize,
+)
 
 SLICES = ("cards", "goforward")
 PREDICTION_KEYS = {
@@ -130,3 +147,158 @@ def test_output_folders_are_distinct_for_runs_with_the_same_last_parts(tmp_path:
         "whisper:tiny.en": "whisper-tiny.en",
     }
     assert distinct_slugs([str(first), "whisper:tiny.en"])[str(first)] == "lact-best"
+
+
+# ---------------------------------------------------------------- nothing lost, nothing faked
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_parts: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", tiny_parts))
+
+
+def _tone_manifest(path: Path, count: int, missing: int = 0) -> Path:
+    """`count` half-second tones (and `missing` entries whose audio is not there)."""
+    utterances = [
+        Utterance(f"tone-{i:03d}", str(tone_file(path.parent / f"tone-{i:03d}.wav", 200 + 10 * i, 0.5)), "hello world", 0.5)
+        for i in range(count)
+    ] + [
+        Utterance(f"gone-{i}", str(path.parent / f"gone-{i}.wav"), "hello world", 0.5)
+        for i in range(missing)
+    ]  # fmt: skip
+    return write_manifest(path, utterances)
+
+
+def _eval(*arguments: str) -> Result:
+    return CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["eval", *arguments])
+
+
+def _run_folder(out: Path) -> Path:
+    return next(out.rglob(PREDICTIONS_FILE)).parent
+
+
+def _predictions(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (folder / PREDICTIONS_FILE).read_text().splitlines()]
+
+
+@pytest.mark.parametrize("case", ["empty manifest", "every audio file missing", "peer fails"])
+def test_nothing_scored_is_an_error_not_zero_wer(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Deepgram with a key it rejects... here a port where nothing listens: every call fails.
+    monkeypatch.setenv("DEEPGRAM_API_KEY", "fake")
+    monkeypatch.setenv("DEEPGRAM_BASE_URL", f"http://127.0.0.1:{free_port()}")
+    manifest = tmp_path / "data" / "set.jsonl"
+    manifest.parent.mkdir()
+    if case == "empty manifest":
+        manifest.write_text("")
+    else:
+        _tone_manifest(manifest, *((0, 2) if case == "every audio file missing" else (2, 0)))
+    result = _eval("-m", "deepgram", "-d", str(manifest), "-o", str(tmp_path / "eval"))
+    # Before: exit 0 and "wer 0.0", which `ta analysis compare` then ranked best.
+    assert result.exit_code == 1
+    why = {
+        "empty manifest": "no utterances",
+        "every audio file missing": f"all 2 items failed (AudioError: {tmp_path}/data/gone-0.wav: "
+        "no such file or directory)",
+        "peer fails": "all 2 items failed (URLError: <urlopen error [Errno 111] Connection "
+        "refused>)",
+    }[case]
+    assert (
+        result.stderr.splitlines()[-1]
+        == f"error: nothing was scored for deepgram on {manifest}: {why}"
+    )
+    metrics = json.loads((_run_folder(tmp_path / "eval") / METRICS_FILE).read_text())
+    assert metrics["scored"] == 0 and metrics["complete"] is True
+    assert metrics["wer"] is None and metrics["cer"] is None and metrics["rtfx"] is None
+    assert "n/a" in result.stdout and "0.00" not in result.stdout
+
+
+def test_failed_items_are_counted_and_said(tiny_model: str, tmp_path: Path) -> None:
+    manifest = _tone_manifest(tmp_path / "set.jsonl", count=2, missing=1)
+    result = _eval("-m", tiny_model, "-d", str(manifest), "-o", str(tmp_path / "eval"))
+    assert result.exit_code == 0, result.output
+    # Before: only a "1" in the table's failed column.
+    assert [line for line in result.stderr.splitlines() if line.startswith("warning")] == [
+        f"warning: 1 of 3 items of {tiny_model} on {manifest} failed and are not in its WER "
+        f"(most often AudioError: {tmp_path}/gone-0.wav: no such file or directory)"
+    ]
+    metrics = json.loads((_run_folder(tmp_path / "eval") / METRICS_FILE).read_text())
+    assert (metrics["n"], metrics["scored"], metrics["failed"]) == (3, 2, 1)
+    assert metrics["wer"] is not None
+
+
+def test_ctrl_c_keeps_the_predictions_and_the_same_command_continues(
+    tiny_model: str, tmp_path: Path
+) -> None:
+    count = 300  # the tiny model takes milliseconds a clip: enough to be stopped half way
+    manifest = _tone_manifest(tmp_path / "set.jsonl", count=count)
+    out = tmp_path / "eval"
+    arguments = ["-m", tiny_model, "-d", str(manifest), "-o", str(out), "--batch-size", "1"]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "tiny_audio", "eval", *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 600
+    while not list(out.rglob(PREDICTIONS_FILE)) or len(_predictions(_run_folder(out))) < 3:
+        assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+        time.sleep(0.05)
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 130, stderr
+    folder = _run_folder(out)
+    kept = _predictions(folder)
+    # Before: nothing was written until the end, so Ctrl-C kept nothing.
+    assert 3 <= len(kept) < count and [p["id"] for p in kept] == [
+        f"tone-{i:03d}" for i in range(len(kept))
+    ]
+    assert f"interrupted: the {len(kept)} predictions made so far are kept in {folder}" in stderr
+    assert json.loads((folder / METRICS_FILE).read_text())["complete"] is False
+
+    result = _eval(*arguments)
+    assert result.exit_code == 0, result.output
+    assert f"continuing from {len(kept)} predictions kept in {folder}" in result.stderr
+    predictions = _predictions(folder)
+    assert [p["id"] for p in predictions] == [f"tone-{i:03d}" for i in range(count)]
+    assert predictions[: len(kept)] == kept  # taken over as they were, latencies included
+    metrics = json.loads((folder / METRICS_FILE).read_text())
+    assert metrics["n"] == metrics["scored"] == count and metrics["complete"] is True
+
+
+def test_full_disk_during_eval_keeps_the_predictions_and_says_so(
+    tiny_model: str, tmp_path: Path
+) -> None:
+    manifest = _tone_manifest(tmp_path / "data" / "set.jsonl", count=40)
+    with small_disk(tmp_path / "disk", free_pages=3) as disk:
+        out = disk / "eval"
+        arguments = ["-m", tiny_model, "-d", str(manifest), "-o", str(out), "--batch-size", "1"]
+        result = _eval(*arguments)
+        # Before: a traceback after the whole run and a predictions.jsonl of 0 bytes.
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+        folder = _run_folder(out)
+        kept = _predictions(folder)  # every line whole
+        assert 0 < len(kept) < 40
+        assert result.stderr.splitlines()[-1] == (
+            f"error: {folder / PREDICTIONS_FILE}: No space left on device; the {len(kept)} "
+            f"predictions made so far are kept in {folder}: make room and run the same command "
+            "again to continue"
+        )
+        (disk / "filler").unlink()
+        result = _eval(*arguments)
+        assert result.exit_code == 0, result.output
+        assert f"continuing from {len(kept)} predictions kept in {folder}" in result.stderr
+        assert len(_predictions(folder)) == 40
+
+
+def test_only_an_interrupted_run_of_the_same_command_is_continued(tmp_path: Path) -> None:
+    metrics = {"model": "m", "dataset": "d", "split": "test", "options": {"num_beams": 1}}
+    files = RunFiles(tmp_path / "run")
+    files.start([], metrics)
+    assert files.resumable(metrics) == {}  # nothing made yet
+    other = {**metrics, "options": {"num_beams": 4}}
+    with pytest.raises(UserError, match="holds an interrupted run with another num_beams"):
+        files.resumable(other)
+    files.finish([], metrics)
+    assert files.resumable(other) == {}  # a finished run is made afresh

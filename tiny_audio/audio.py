@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,10 @@ except ImportError:  # copied beside a saved model as Hub remote code, without t
     UserError = ValueError  # type: ignore[misc,assignment]
 
 SAMPLE_RATE = 16_000
+# libsndfile's log line for a WAV "data" or AIFF "SSND" chunk whose header size is not what the
+# file holds, e.g. "data : 64000 (should be 31978)" for a file cut short.
+_CHUNK_SIZE_MISMATCH = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.M)
+_UNKNOWN_SIZE = 0xFFFFFFFF  # what a streaming writer puts in the header: not a truncation
 
 # A path, encoded file bytes, a waveform at 16 kHz, a (waveform, rate) pair, or the dict the
 # Hugging Face pipeline and `datasets` use ({"array" or "raw": ..., "sampling_rate": ...}).
@@ -25,6 +31,10 @@ AudioInput = str | os.PathLike | bytes | np.ndarray | tuple | dict
 
 class AudioError(UserError):
     """The input is not usable audio: empty, corrupt, not audio, or not finite."""
+
+
+class AudioWarning(UserWarning):
+    """The input decoded, but not as its header promised: a file cut short."""
 
 
 def load_audio(source: AudioInput, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -43,8 +53,9 @@ def to_mono_float(waveform: np.ndarray) -> np.ndarray:
     waveform = np.asarray(waveform)
     if waveform.dtype.kind in "iu":
         info = np.iinfo(waveform.dtype)
-        scale = float(max(abs(info.min), info.max))
+        # Unsigned PCM is centred on its midpoint and swings half its range either way.
         offset = 0.0 if waveform.dtype.kind == "i" else (info.max + 1) / 2
+        scale = float(max(abs(info.min), info.max)) if waveform.dtype.kind == "i" else offset
         waveform = (waveform.astype(np.float64) - offset) / scale
     elif waveform.dtype.kind != "f":
         raise AudioError(f"unsupported sample type {waveform.dtype}")
@@ -71,11 +82,16 @@ def duration_seconds(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> fl
 def _decode(source: Any) -> tuple[np.ndarray, int]:
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not path.is_file():
-            raise AudioError(f"{path}: no such file")
-        if path.stat().st_size == 0:
-            raise AudioError(f"{path}: empty file")
-        return _read_file(path, path)
+        try:
+            file = open(path, "rb")  # noqa: SIM115 (closed below)
+        except OSError as error:  # say which: no such file, permission denied, is a directory
+            raise AudioError(
+                f"{path}: {(error.strerror or type(error).__name__).lower()}"
+            ) from None
+        with file:
+            if os.fstat(file.fileno()).st_size == 0:
+                raise AudioError(f"{path}: empty file")
+            return _read_file(file, path)
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise AudioError("empty audio bytes")
@@ -98,10 +114,28 @@ def _decode(source: Any) -> tuple[np.ndarray, int]:
 
 def _read_file(file: Any, name: object) -> tuple[np.ndarray, int]:
     try:
-        data, rate = sf.read(file, dtype="float32", always_2d=True)
+        with sf.SoundFile(file) as sound:
+            data = sound.read(dtype="float32", always_2d=True)
+            rate, log = sound.samplerate, sound.extra_info
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
         raise AudioError(f"{name}: not a readable audio file ({_short(error)})") from None
+    _warn_if_truncated(name, log, len(data) / rate)
     return data.mean(axis=1), int(rate)
+
+
+def _warn_if_truncated(name: object, log: str, seconds: float) -> None:
+    """libsndfile reads what a cut-short file holds without a word; say that the rest is gone."""
+    match = _CHUNK_SIZE_MISMATCH.search(log)
+    if match is None:
+        return
+    claimed, held = (int(size) for size in match.groups())
+    if 0 < held < claimed != _UNKNOWN_SIZE:
+        warnings.warn(
+            f"{name}: truncated: the header promises {seconds * claimed / held:.1f} s of audio, "
+            f"the file holds {seconds:.1f} s",
+            AudioWarning,
+            stacklevel=5,  # the caller of load_audio
+        )
 
 
 def _short(error: Exception) -> str:

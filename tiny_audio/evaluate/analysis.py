@@ -83,20 +83,24 @@ def _load_run(file: Path) -> Run:
 
 
 def corpus_figures(predictions: list[dict[str, Any]]) -> dict[str, Any]:
-    """Corpus WER and error-type rates from the per-utterance counts eval stored."""
+    """Corpus WER and error-type rates from the per-utterance counts eval stored; the rates are
+    None when nothing was scored."""
     scored = [p for p in predictions if not p.get("error")]
     words = sum(p["ref_words"] for p in scored)
     subs, ins, dels = (
         sum(p[key] for p in scored) for key in ("substitutions", "insertions", "deletions")
     )
-    denominator = max(words, 1)
+
+    def rate(errors: int) -> float | None:
+        return errors / max(words, 1) if scored else None
+
     return {
         "n": len(scored),
         "reference_words": words,
-        "wer": (subs + ins + dels) / denominator,
-        "substitution_rate": subs / denominator,
-        "insertion_rate": ins / denominator,
-        "deletion_rate": dels / denominator,
+        "wer": rate(subs + ins + dels),
+        "substitution_rate": rate(subs),
+        "insertion_rate": rate(ins),
+        "deletion_rate": rate(dels),
     }
 
 
@@ -213,7 +217,12 @@ def compare(runs: list[Run], out_dir: Path) -> Path:
             },
         }
     names = [run.name for run in runs]
-    sections = [f"# Comparison of {len(runs)} runs", _overall_table(data["runs"])]
+    data["ranking"], data["not_ranked"] = rank(runs)
+    sections = [
+        f"# Comparison of {len(runs)} runs",
+        _overall_table(data["runs"]),
+        _ranking_section(data["runs"], data["ranking"], data["not_ranked"]),
+    ]
     for title, key, buckets, stem in (
         ("WER by reference length (words)", "by_reference_length", LENGTH_BUCKETS, "wer_by_length"),
         ("WER by duration", "by_duration", DURATION_BUCKETS, "wer_by_duration"),
@@ -236,11 +245,12 @@ def compare(runs: list[Run], out_dir: Path) -> Path:
             f"![{title}]({plot.name})",
             _bucket_table(data["runs"], key, labels),
         ]
+    measured = [n for n in names if data["runs"][n]["overall"]["wer"] is not None]
     plot = plots.stacked_bars(
         out_dir / "error_types.png",
-        names,
+        measured,
         {
-            kind: [100 * data["runs"][n]["overall"][f"{kind}_rate"] for n in names]
+            kind: [100 * data["runs"][n]["overall"][f"{kind}_rate"] for n in measured]
             for kind in ("substitution", "insertion", "deletion")
         },
         "Error types (share of reference words)",
@@ -250,6 +260,39 @@ def compare(runs: list[Run], out_dir: Path) -> Path:
     slices = sorted({s for n in names for s in data["runs"][n]["by_slice"]})
     sections += ["## WER per slice", _bucket_table(data["runs"], "by_slice", slices)]
     return _write(out_dir, "compare", "\n\n".join(sections), data)
+
+
+def rank(runs: list[Run]) -> tuple[list[str], dict[str, str]]:
+    """Run names best WER first, and why each of the others is not ranked: a WER that leaves
+    items out is not comparable (a run whose every item failed would otherwise score 0%)."""
+    unranked = {run.name: why for run in runs if (why := _not_comparable(run))}
+    ranked = sorted(
+        (run for run in runs if run.name not in unranked),
+        key=lambda run: corpus_figures(run.predictions)["wer"],
+    )
+    return [run.name for run in ranked], unranked
+
+
+def _not_comparable(run: Run) -> str | None:
+    """Why a run's WER cannot stand beside the others', if it cannot: it leaves items out."""
+    failed = len(run.predictions) - len(run.scored)
+    if not run.scored:
+        return f"nothing scored ({failed} items failed)" if failed else "nothing scored (no items)"
+    if failed:
+        return f"{failed} of {len(run.predictions)} items failed and are not in its WER"
+    if run.metrics.get("complete") is False:
+        return "interrupted: its WER covers only the items it reached"
+    return None
+
+
+def _ranking_section(runs: dict[str, Any], ranking: list[str], unranked: dict[str, str]) -> str:
+    lines = ["## Ranking by WER"]
+    lines += [
+        f"{place}. {name}: {_percent(runs[name]['overall']['wer'])}%"
+        for place, name in enumerate(ranking, start=1)
+    ]
+    lines += [f"- not ranked: {name}: {why}" for name, why in unranked.items()]
+    return "\n".join(lines)
 
 
 def _group_figures(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.console import Console
 
+from tiny_audio.errors import UserError
 from tiny_audio.evaluate.runner import DEFAULT_OUTPUT_DIR
 
 if TYPE_CHECKING:
@@ -85,6 +86,20 @@ def eval_command(
     # Piped to a file or a CI log, Rich would assume 80 columns and fold the figures.
     Console(width=None if sys.stdout.isatty() else 120).print(comparison_table(results))
     click.echo(f"predictions and metrics: {output_dir}")
+    unscored = []
+    for result in results:
+        run, failed, n = f"{result['model']} on {result['dataset']}", result["failed"], result["n"]
+        if not result["scored"]:
+            why = f"all {n} items failed ({result['most_common_error']})" if n else "no utterances"
+            unscored.append(f"{run}: {why}")
+        elif failed:
+            click.echo(
+                f"warning: {failed} of {n} items of {run} failed and are not in its WER "
+                f"(most often {result['most_common_error']})",
+                err=True,
+            )
+    if unscored:
+        raise UserError(f"nothing was scored for {'; '.join(unscored)}")
 
 
 @click.group("analysis")
@@ -139,11 +154,16 @@ def compare_command(runs: tuple[Path, ...], output_dir: Path | None) -> None:
     """Compare runs: WER, insertion rate, WER by length, duration and slice."""
     import os
 
-    from tiny_audio.evaluate.analysis import compare, load_runs
+    from tiny_audio.evaluate.analysis import compare, load_runs, rank
 
     loaded = load_runs(runs)
     default = Path(os.path.commonpath([run.directory.resolve() for run in loaded])) / "comparison"
     click.echo(f"compared {len(loaded)} runs: {compare(loaded, output_dir or default)}")
+    ranking, unranked = rank(loaded)
+    if ranking:
+        click.echo(f"best WER: {ranking[0]}")
+    for name, why in unranked.items():
+        click.echo(f"not ranked: {name}: {why}")
 
 
 @analysis.command("entity-errors")

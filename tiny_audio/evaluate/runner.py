@@ -4,18 +4,20 @@ write predictions and metrics per (model, dataset), and print one comparison tab
 Timing follows the leaderboard: each batch is timed from the waveforms in memory (features
 included) to the texts out; decoding the audio files is done beforehand by loader threads and
 is not timed; one untimed warm-up call comes first. RTFx = audio seconds / timed seconds.
+
+Predictions are written a batch at a time, so Ctrl-C or a full disk keeps every one made so far;
+the same command run again continues an interrupted run from them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import platform
 import re
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -29,6 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tiny_audio.audio import SAMPLE_RATE, load_audio
+from tiny_audio.errors import UserError
 from tiny_audio.evaluate.metrics import ErrorCounts, char_errors, rtfx, word_errors
 from tiny_audio.normalize import english_normalizer
 from tiny_audio.recognizer import Recognizer
@@ -157,6 +160,8 @@ class _Transcriber:
             self.recognizer.transcribe([waveform], **self.options)
 
     def run(self, batch: list[_Loaded]) -> list[Prediction]:
+        if not batch:
+            return []
         try:
             texts, seconds = self._timed([item.waveform for item in batch])  # type: ignore[misc]
         except Exception as error:
@@ -192,42 +197,43 @@ def evaluate(
     batch_size: int = 1,
     num_beams: int = 1,
     workers: int = 1,
-    on_item: Callable[[int], None] | None = None,
+    on_predictions: Callable[[list[Prediction]], None] | None = None,
 ) -> list[Prediction]:
     """Transcribe and score every utterance, in input order; failures come back as predictions
-    with `error` set. `on_item(count)` reports progress."""
+    with `error` set. `on_predictions` gets each batch's predictions, in input order, as soon as
+    they are made."""
     transcriber = _Transcriber(recognizer, {"num_beams": num_beams, "batch_size": batch_size})
-    predictions: dict[int, Prediction] = {}
-    batch: list[tuple[int, _Loaded]] = []
+    predictions: list[Prediction] = []
+    batch: list[_Loaded] = []
     warmed = False
 
-    def record(results: dict[int, Prediction]) -> None:
-        predictions.update(results)
-        if on_item is not None:
-            on_item(len(results))
-
     def flush() -> None:
-        outcomes = transcriber.run([item for _, item in batch])
-        record(dict(zip([index for index, _ in batch], outcomes, strict=True)))
+        outcomes = iter(transcriber.run([item for item in batch if item.error is None]))
+        results = [
+            next(outcomes)
+            if item.error is None
+            else score(item.utterance, "", 0.0, None, item.error)
+            for item in batch
+        ]
+        predictions.extend(results)
         batch.clear()
+        if on_predictions is not None:
+            on_predictions(results)
 
-    for index, item in enumerate(
-        _prefetch(utterances, workers, depth=2 * max(workers, batch_size))
-    ):
-        if item.error is not None:
-            record({index: score(item.utterance, "", 0.0, None, item.error)})
-            continue
-        if not warmed:
+    for item in _prefetch(utterances, workers, depth=2 * max(workers, batch_size)):
+        if item.error is None and not warmed:
             # A failing warm-up is not recorded: the timed call fails the same way and is.
             with contextlib.suppress(Exception):
                 transcriber.warm_up(item.waveform)  # type: ignore[arg-type]
             warmed = True
-        batch.append((index, item))
-        if len(batch) >= batch_size:
+        batch.append(item)
+        # An item that failed to load waits for the clips before it, keeping the input order.
+        loaded = sum(queued.error is None for queued in batch)
+        if loaded in (0, batch_size):
             flush()
     if batch:
         flush()
-    return [predictions[index] for index in sorted(predictions)]
+    return predictions
 
 
 def summarize(predictions: list[Prediction]) -> dict[str, Any]:
@@ -251,29 +257,147 @@ def _figures(predictions: list[Prediction]) -> dict[str, Any]:
     audio_seconds = sum(p.duration for p in scored)
     transcription_seconds = sum(p.latency or 0.0 for p in scored)
     reference_words = max(words.reference_length, 1)
+
+    def measured(value: float) -> float | None:
+        return value if scored else None  # nothing scored is no evidence, not 0% WER
+
     return {
         "n": len(predictions),
         "scored": len(scored),
         "failed": len(predictions) - len(scored),
-        "wer": words.rate,
-        "cer": chars.rate,
-        "substitution_rate": words.substitutions / reference_words,
-        "insertion_rate": words.insertions / reference_words,
-        "deletion_rate": words.deletions / reference_words,
+        "wer": measured(words.rate),
+        "cer": measured(chars.rate),
+        "substitution_rate": measured(words.substitutions / reference_words),
+        "insertion_rate": measured(words.insertions / reference_words),
+        "deletion_rate": measured(words.deletions / reference_words),
         "words": words.as_dict(),
         "reference_words": words.reference_length,
         "audio_seconds": audio_seconds,
         "transcription_seconds": transcription_seconds,
-        "rtfx": rtfx(audio_seconds, transcription_seconds),
+        "rtfx": measured(rtfx(audio_seconds, transcription_seconds)),
     }
 
 
 def write_run(directory: Path, predictions: list[Prediction], metrics: dict[str, Any]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / PREDICTIONS_FILE, "w") as file:
-        for prediction in predictions:
-            file.write(json.dumps(asdict(prediction), ensure_ascii=False) + "\n")
-    (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    RunFiles(directory).finish(predictions, metrics)
+
+
+def _identity(metrics: dict[str, Any]) -> dict[str, Any]:
+    """What kept predictions must share with a run to count in it: the folder name is a slug,
+    which two models or datasets can share; a checkpoint retrained in place is another model;
+    beams change the text."""
+    return {
+        "model": metrics.get("model"),
+        "model files": metrics.get("model_modified"),
+        "dataset": metrics.get("dataset"),
+        "split": metrics.get("split"),
+        "num_beams": metrics.get("options", {}).get("num_beams"),
+    }
+
+
+def _prediction_lines(predictions: Iterable[Prediction]) -> bytes:
+    return "".join(json.dumps(asdict(p), ensure_ascii=False) + "\n" for p in predictions).encode()
+
+
+class RunFiles:
+    """A run's predictions.jsonl and metrics.json, written as the run goes: metrics.json names
+    the run at the start and gets "complete" and every figure at the end. A failed write (a full
+    disk) leaves whole lines only and is one UserError that says what is kept."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.predictions_file = folder / PREDICTIONS_FILE
+        self.kept = 0
+
+    def resumable(self, metrics: dict[str, Any]) -> dict[str, Prediction]:
+        """By id, the error-free predictions of the same run interrupted here; none where the
+        run here finished (it is made afresh). Failed items are tried again."""
+        metrics_file = self.folder / METRICS_FILE
+        if not metrics_file.is_file():
+            return {}
+        previous = json.loads(metrics_file.read_text())
+        if previous.get("complete", True):
+            return {}
+        ours = _identity(metrics)
+        differs = [key for key, value in _identity(previous).items() if ours[key] != value]
+        if differs:
+            raise UserError(
+                f"{self.folder} holds an interrupted run with another {', '.join(differs)}; "
+                "remove it or pass another --output-dir"
+            )
+        kept = {}
+        lines = (
+            self.predictions_file.read_text().splitlines()
+            if self.predictions_file.is_file()
+            else []
+        )
+        for line in lines:
+            with contextlib.suppress(ValueError, TypeError):  # a line cut short is made again
+                prediction = Prediction(**json.loads(line))
+                if prediction.error is None:
+                    kept[prediction.id] = prediction
+        return kept
+
+    def start(self, kept: list[Prediction], metrics: dict[str, Any]) -> None:
+        with self._writing(self.predictions_file):
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _replace(self.predictions_file, _prediction_lines(kept))
+        self.kept = len(kept)
+        self._write_metrics({**metrics, "complete": False})
+
+    def append(self, predictions: list[Prediction]) -> None:
+        with (
+            self._writing(self.predictions_file),
+            open(self.predictions_file, "ab", buffering=0) as file,
+        ):
+            end = file.tell()
+            try:
+                data = memoryview(_prediction_lines(predictions))
+                while data:
+                    data = data[file.write(data) or 0 :]
+            except OSError:
+                os.ftruncate(file.fileno(), end)  # whole lines only
+                raise
+        self.kept += len(predictions)
+
+    def finish(self, predictions: list[Prediction], metrics: dict[str, Any]) -> None:
+        """The predictions in dataset order, then the figures: the run is complete."""
+        with self._writing(self.predictions_file):
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _replace(self.predictions_file, _prediction_lines(predictions))
+        self._write_metrics({**metrics, "complete": True})
+
+    def _write_metrics(self, metrics: dict[str, Any]) -> None:
+        with self._writing(self.folder / METRICS_FILE):
+            _replace(self.folder / METRICS_FILE, (json.dumps(metrics, indent=2) + "\n").encode())
+
+    @contextlib.contextmanager
+    def _writing(self, path: Path) -> Iterator[None]:
+        try:
+            yield
+        except OSError as error:
+            raise UserError(
+                f"{path}: {error.strerror or error}; the {self.kept} predictions made so far are "
+                f"kept in {self.folder}: make room and run the same command again to continue"
+            ) from None
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write `path` whole or not at all: on a full disk the old file stays as it was."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_bytes(data)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _model_modified(model: str) -> str | None:
+    """When a model folder's newest file changed; None for zoo names, Hub ids and peers."""
+    path = Path(model).expanduser()
+    files = [file for file in path.iterdir() if file.is_file()] if path.is_dir() else []
+    newest = max((file.stat().st_mtime for file in files), default=None)
+    return None if newest is None else datetime.fromtimestamp(newest, timezone.utc).isoformat()
 
 
 def run_eval(
@@ -288,8 +412,8 @@ def run_eval(
     workers: int = 1,
     console: Console | None = None,
 ) -> list[dict[str, Any]]:
-    """Evaluate every model on every dataset; returns the metrics of each pair."""
-    from tiny_audio.data.sources import load_source
+    """Evaluate every model on every dataset; returns the metrics of each pair. A pair whose run
+    was interrupted in the same output folder continues from the predictions kept there."""
     from tiny_audio.recognizer import load_recognizer
 
     console = console or Console(stderr=True)
@@ -299,31 +423,94 @@ def run_eval(
         with console.status(f"loading {model}"):
             recognizer = load_recognizer(model)
         for dataset in datasets:
-            with _progress(console) as progress:
-                task = progress.add_task(f"{model} on {dataset}", total=max_samples)
-                predictions = evaluate(
-                    recognizer,
-                    load_source(dataset, split=split, max_samples=max_samples),
-                    batch_size=batch_size,
-                    num_beams=num_beams,
-                    workers=workers,
-                    on_item=functools.partial(progress.advance, task),
-                )
             metrics = {
                 "model": model,
+                "model_modified": _model_modified(model),
                 "dataset": dataset,
                 "split": split,
                 "options": {"batch_size": batch_size, "num_beams": num_beams, "workers": workers},
                 "normalizer": "whisper-english (Open ASR Leaderboard)",
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "machine": machine_description(),
-                **summarize(predictions),
             }
-            write_run(output_dir / folders[model] / folders[dataset], predictions, metrics)
+            files = RunFiles(output_dir / folders[model] / folders[dataset])
+            predictions = _predict(recognizer, files, metrics, max_samples, console)
+            errors = Counter(p.error for p in predictions if p.error is not None)
+            metrics |= summarize(predictions)
+            metrics["most_common_error"] = errors.most_common(1)[0][0] if errors else None
+            files.finish(predictions, metrics)
             results.append(metrics)
         del recognizer
-    (output_dir / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
+    summary = output_dir / "summary.json"
+    try:
+        _replace(summary, (json.dumps(results, indent=2) + "\n").encode())
+    except OSError as error:
+        raise UserError(
+            f"{summary}: {error.strerror or error}; each run's files are written"
+        ) from None
     return results
+
+
+def _predict(
+    recognizer: Recognizer,
+    files: RunFiles,
+    metrics: dict[str, Any],
+    max_samples: int | None,
+    console: Console,
+) -> list[Prediction]:
+    """A prediction per utterance, in dataset order: those kept from an interrupted run of the
+    same command, the rest made now and written as they are made."""
+    from tiny_audio.data.sources import load_source
+
+    kept = files.resumable(metrics)
+    files.start(list(kept.values()), metrics)
+    if kept:
+        console.out(f"continuing from {len(kept)} predictions kept in {files.folder}")
+    order: list[Prediction | None] = []  # a kept prediction, or None for one made now
+
+    def pending(utterances: Iterable[Any]) -> Iterator[Any]:
+        for utterance in utterances:
+            prediction = kept.pop(str(utterance.id), None)
+            if prediction is not None and prediction.ref != (utterance.text or ""):
+                raise UserError(
+                    f"{files.folder}: the kept prediction for {utterance.id} has another "
+                    f"reference than {metrics['dataset']} now; remove the folder to start afresh"
+                )
+            order.append(prediction)
+            if prediction is None:
+                yield utterance
+
+    options = metrics["options"]
+    source = load_source(metrics["dataset"], split=metrics["split"], max_samples=max_samples)
+    try:
+        with _progress(console) as progress:
+            task = progress.add_task(
+                f"{metrics['model']} on {metrics['dataset']}",
+                total=max_samples,
+                completed=files.kept,
+            )
+
+            def record(predictions: list[Prediction]) -> None:
+                files.append(predictions)
+                progress.advance(task, len(predictions))
+
+            made = iter(
+                evaluate(
+                    recognizer,
+                    pending(source),
+                    batch_size=options["batch_size"],
+                    num_beams=options["num_beams"],
+                    workers=options["workers"],
+                    on_predictions=record,
+                )
+            )
+    except KeyboardInterrupt:
+        console.out(
+            f"interrupted: the {files.kept} predictions made so far are kept in {files.folder}; "
+            "run the same command again to continue"
+        )
+        raise
+    return [prediction or next(made) for prediction in order]
 
 
 def _progress(console: Console) -> Progress:
@@ -350,23 +537,28 @@ def machine_description() -> str:
 
 
 def comparison_table(results: list[dict[str, Any]]) -> Table:
+    """One row per run and slice; a figure with nothing scored behind it reads "n/a"."""
     table = Table(title="WER (Whisper English normalizer, corpus-level)")
     for column in ("model", "dataset", "slice"):
         table.add_column(column, overflow="fold")
     for column in ("n", "failed", "WER %", "CER %", "ins %", "RTFx"):
         table.add_column(column, justify="right")
 
+    def percent(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.2f}"
+
     def row(result: dict[str, Any], model: str, dataset: str, name: str) -> None:
+        speed = result["rtfx"]
         table.add_row(
             model,
             dataset,
             name,
             str(result["n"]),
-            str(result["failed"]),
-            f"{100 * result['wer']:.2f}",
-            f"{100 * result['cer']:.2f}",
-            f"{100 * result['insertion_rate']:.2f}",
-            f"{result['rtfx']:.1f}" if result["rtfx"] >= 10 else f"{result['rtfx']:.2f}",
+            f"[bold red]{result['failed']}[/]" if result["failed"] else "0",
+            percent(result["wer"]),
+            percent(result["cer"]),
+            percent(result["insertion_rate"]),
+            "n/a" if speed is None else f"{speed:.1f}" if speed >= 10 else f"{speed:.2f}",
         )
 
     for result in results:
