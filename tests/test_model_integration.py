@@ -23,7 +23,8 @@ results = {
     "greedy": pipe(clip, max_new_tokens=8),
     "beams": pipe(clip, num_beams=2, max_new_tokens=8),
     "sampled": pipe(clip, do_sample=True, temperature=0.7, max_new_tokens=8),
-    "chunked": pipe(clip, chunk_length_s=2.0, stride_length_s=0.5, max_new_tokens=8, return_timestamps=True),
+    "chunked": pipe(clip, chunk_length_s=2.0, stride_length_s=0.5, max_new_tokens=8, return_timestamps=True, vad=False),
+    "at_pauses": pipe(clip, max_new_tokens=8, return_timestamps=True),
 }
 print(json.dumps(results))
 """
@@ -62,7 +63,9 @@ def test_transformers_pipeline_in_a_fresh_offline_process(saved_model: Path) -> 
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(run.stdout.strip().splitlines()[-1])
-    for name in ("greedy", "beams", "sampled", "chunked"):
+    for name in ("greedy", "beams", "sampled", "chunked", "at_pauses"):
         assert isinstance(results[name]["text"], str)
     chunks = results["chunked"]["chunks"]
     assert len(chunks) == 2 and chunks[0]["timestamp"][0] == 0.0  # 2.8 s of audio in 2 s windows
+    (whole,) = results["at_pauses"]["chunks"]  # one clip that fits one window is heard whole
+    assert whole["timestamp"] == [0.0, pytest.approx(2.8, abs=0.05)]

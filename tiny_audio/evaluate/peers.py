@@ -112,8 +112,13 @@ class FasterWhisperRecognizer:
         frames = (
             int(WHISPER_WINDOW_SECONDS * SAMPLE_RATE) // self.model.feature_extractor.hop_length
         )
+        # As WhisperModel.transcribe does: the log-mel of the clip less its last frame (the
+        # extractor's own padding), then padded to 30 s.
         features = np.stack(
-            [pad_or_trim(self.model.feature_extractor(waveform), frames) for waveform in waveforms]
+            [
+                pad_or_trim(self.model.feature_extractor(waveform)[..., :-1], frames)
+                for waveform in waveforms
+            ]
         )
         max_length = len(self.prompt) + (max_new_tokens or self.model.max_length)
         results = self.model.model.generate(
