@@ -173,3 +173,14 @@ def test_full_disk_keeps_what_was_written_and_says_so_in_one_line(
             f"{clips[0]} -> {out / 'a.wav.text'}",
             f"{clips[1]} -> {out / 'b.wav.text'}",
         ]
+
+
+def test_a_tone_holds_no_speech_unless_the_gate_is_off(tiny_model: str, tmp_path: Path) -> None:
+    clip = tone_file(tmp_path / "tone.wav", 440, seconds=2.0)
+    gated = transcribe(str(clip), "-m", tiny_model, "--format", "json")
+    assert gated.exit_code == 0, gated.output
+    assert json.loads(gated.stdout)["segments"] == []
+    ungated = transcribe(str(clip), "-m", tiny_model, "--format", "json", "--no-vad")
+    assert ungated.exit_code == 0, ungated.output
+    (segment,) = json.loads(ungated.stdout)["segments"]
+    assert segment["start"] == 0.0 and segment["end"] == pytest.approx(2.0)

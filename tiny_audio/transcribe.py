@@ -178,6 +178,11 @@ FORMATTERS = {
     default=None,
     help="Overlap between windows (at most half a window).",
 )
+@click.option(
+    "--no-vad",
+    is_flag=True,
+    help="Fixed overlapping windows instead of cutting at pauses, and no speech gate.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--prompt", default=None, help="Context for the decoder, e.g. names to expect.")
 @click.option(
@@ -197,6 +202,7 @@ def transcribe_command(
     max_new_tokens: int | None,
     chunk_length_s: float | None,
     stride_length_s: float | None,
+    no_vad: bool,
     batch_size: int,
     prompt: str | None,
     output_format: str,
@@ -222,6 +228,7 @@ def transcribe_command(
         "chunk_length_s": chunk_length_s,
         "stride_length_s": stride_length_s,
         "prompt": prompt,
+        "vad": False if no_vad else None,
     }  # only what was asked for: a model that lacks an option names it in one line
     options = {"num_beams": num_beams} | {k: v for k, v in given.items() if v is not None}
     formatter = FORMATTERS[output_format]
