@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     "--dataset",
     "datasets",
     multiple=True,
-    default=("loquacious",),
+    default=("real",),
     show_default=True,
     help="A data source name (real, real:SLICE, a manifest, a folder, "
     "a Hub dataset name). Repeat to compare.",
