@@ -8,10 +8,10 @@ export TINY_AUDIO_HOME ?= $(HOME)/.cache/tiny_audio
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-# Debian packages the code calls: audio tools, offline TTS voices, browser, sshd.
+# Debian packages the code calls: audio tools, offline TTS voices, browser, sshd, Slurm.
 APT_PACKAGES := sox libsox-fmt-all espeak-ng flite festival festvox-kallpc16k \
 	festvox-kdlpc16k festvox-us-slt-hts chromium openssh-server tmux rsync \
-	wordnet-base fortunes-min wamerican
+	wordnet-base fortunes-min wamerican npm slurm-wlm munge
 
 .PHONY: setup system venv models run test lint bench clean
 

@@ -14,6 +14,7 @@ from tiny_audio.errors import UserError
 # name -> ("module:attribute" of a click command, one-line help); one line per command.
 COMMANDS: dict[str, tuple[str, str]] = {
     "remote": ("tiny_audio.remote:remote", "Train on a GPU host over SSH (alias: runpod)."),
+    "slurm": ("tiny_audio.slurm:slurm", "Train on a Slurm cluster: submit, status, logs, cancel."),
     "push": ("tiny_audio.hub:push_command", "Publish a checkpoint to the Hugging Face Hub."),
     "demo": ("tiny_audio.demo.app:demo", "Launch the Gradio web demo."),
     "deploy": ("tiny_audio.hub:deploy_command", "Publish a Gradio Space that serves a model."),

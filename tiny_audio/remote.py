@@ -130,9 +130,9 @@ def known_hosts_file() -> Path:
     return directory / "known_hosts"
 
 
-def require_local(program: str) -> None:
+def require_local(program: str, package: str | None = None) -> None:
     if shutil.which(program) is None:
-        raise UserError(f"`{program}` is not installed here (apt-get install {program})")
+        raise UserError(f"`{program}` is not installed here (apt-get install {package or program})")
 
 
 # ---- deploy: setup, sync, deps ------------------------------------------------------------
