@@ -133,11 +133,15 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
         python=make_remote_python(root),
         local_home=root / "client-home",
     )
+    secret = REPO / UNTRACKED_SECRET  # a file git does not track, as a user's .env would be
+    secret.write_text("HF_TOKEN=hf_not_a_real_token\n")
     try:
         result = host.ta("deploy", "--source", str(REPO))
+        secret.unlink()
         assert result.exit_code == 0, result.output
         yield host
     finally:
+        secret.unlink(missing_ok=True)
         sessions = host.ta("list").output.splitlines()
         for line in sessions:
             name = line.split("\t")[0]
@@ -147,9 +151,12 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
         process.wait(timeout=10)
 
 
+UNTRACKED_SECRET = "untracked-test-secret.env"
+
+
 def git_files() -> set[str]:
     listed = subprocess.run(
-        ["git", "-C", str(REPO), "ls-files", "--cached", "--others", "--exclude-standard"],
+        ["git", "-C", str(REPO), "ls-files", "--cached"],
         capture_output=True,
         text=True,
         check=True,
@@ -165,6 +172,7 @@ def test_deploy_syncs_what_git_tracks_and_installs_the_copy(remote: Remote) -> N
     }
     assert synced == git_files()
     assert not (remote.directory / ".venv").exists()  # ignored by git, so never shipped
+    assert not (remote.directory / UNTRACKED_SECRET).exists()  # untracked: never shipped
     # The remote Python imports the synced copy, not this checkout.
     where = subprocess.run(
         [str(remote.python), "-c", "import tiny_audio; print(tiny_audio.__file__)"],

@@ -167,9 +167,10 @@ def checkout_root(source: Path) -> Path:
 
 
 def project_files(root: Path) -> list[str]:
-    """What git knows about (tracked, plus new files it does not ignore), relative to root."""
+    """The files git tracks, relative to root: an untracked file (a .env holding a token, say)
+    stays on this machine."""
     listed = subprocess.run(
-        ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        ["git", "-C", str(root), "ls-files", "-z", "--cached"],
         capture_output=True,
         text=True,
         check=True,
