@@ -31,8 +31,22 @@ from tiny_audio.data.texts import (
     sentence_pool,
     word_pool,
 )
-from tiny_audio.data.voices import DEFAULT_VOICES, VOICES, check_installed, speak
+from tiny_audio.data.voices import (
+    DEFAULT_VOICES,
+    KOKORO_EN_SCREENED,
+    VOICES,
+    Voice,
+    check_installed,
+    expand_voices,
+    find_voice,
+    is_voice,
+    kokoro_js_voices,
+    kokoro_mix,
+    speak,
+)
 from tiny_audio.errors import UserError
+from tiny_audio.evaluate.metrics import word_errors
+from tiny_audio.normalize import english_normalizer
 
 FLITE = ("flite-kal16", "flite-slt", "flite-rms")
 SHARES = {"train": 0.5, "dev": 0.1, "test": 0.4}
@@ -232,7 +246,8 @@ def test_sentences_are_clean_and_unique() -> None:
 
 
 def test_every_voice_speaks(tmp_path: Path) -> None:
-    for name in VOICES:
+    # The native English Kokoro voices need a download: the slow tests below cover them.
+    for name in (name for name, voice in VOICES.items() if voice.engine != "kokoro-en"):
         wav = tmp_path / f"{name}.wav"
         speak(VOICES[name], "Turn on the kitchen lights.", wav, stretch=1.1)
         info = sf.info(wav)
@@ -240,6 +255,9 @@ def test_every_voice_speaks(tmp_path: Path) -> None:
     quoted = tmp_path / "quoted.wav"  # festival reads a Scheme string: quotes must be escaped
     speak(VOICES["festival-kal"], 'He said "yes" and left\\.', quoted)
     assert sf.info(quoted).duration > 0.5
+
+
+SENTENCE = "The quick brown fox jumps over the lazy dog."
 
 
 def _median_pitch(wav: Path) -> float:
@@ -261,7 +279,7 @@ def _median_pitch(wav: Path) -> float:
 def test_a_blended_kokoro_voice_speaks_between_its_two_styles(tmp_path: Path) -> None:
     pitch = {}
     for name in ("kokoro-alpha", "kokoro-kumo", "kokoro-alpha-kumo"):
-        speak(VOICES[name], "The quick brown fox jumps over the lazy dog.", tmp_path / "v.wav")
+        speak(VOICES[name], SENTENCE, tmp_path / "v.wav")
         pitch[name] = _median_pitch(tmp_path / "v.wav")
     # a woman's voice, a man's, and one in between (about 265, 90 and 165 Hz)
     assert pitch["kokoro-kumo"] + 30 < pitch["kokoro-alpha-kumo"] < pitch["kokoro-alpha"] - 30
@@ -312,3 +330,77 @@ def test_an_older_manifest_gets_its_spoken_forms_back(tmp_path: Path) -> None:
     expected = [job.spoken if job.spoken != job.written else None for job in jobs]
     assert [u.spoken for u in read_manifest(manifest)] == expected
     assert [u.spoken for u in upgraded.values()] == expected
+
+
+@pytest.mark.slow
+def test_native_english_kokoro_voices_are_understood(tmp_path: Path) -> None:
+    from tiny_audio.audio import load_audio
+    from tiny_audio.evaluate.peers import FasterWhisperRecognizer
+
+    recognizer, normalize = FasterWhisperRecognizer("tiny.en"), english_normalizer()
+    text = "Please turn off the lights in the kitchen before you go to bed."
+    for name in ("kokoro-af_heart", "kokoro-bm_george"):  # a US voice and a UK one
+        speak(VOICES[name], text, tmp_path / "v.wav")
+        (heard,) = recognizer.transcribe([load_audio(tmp_path / "v.wav")])
+        assert word_errors(normalize(text), normalize(heard)).errors <= 1, (name, heard)
+
+
+@pytest.mark.slow
+def test_a_kokoro_mix_speaks_between_its_styles(tmp_path: Path) -> None:
+    # a two-style mix of a woman and a man of one accent, neither style below a third
+    seed, mix = next(
+        (seed, mix)
+        for seed in range(100)
+        if len(mix := dict(part.split(":") for part in kokoro_mix(seed).model.split("+"))) == 2
+        and {style[1] for style in mix} == {"f", "m"}
+        and all(1 / 3 < float(weight) < 2 / 3 for weight in mix.values())
+    )
+    woman, man = sorted(mix, key=lambda style: style[1])
+    names = {"woman": f"kokoro-{woman}", "man": f"kokoro-{man}", "mix": f"kokoro-mix-{seed}"}
+    pitch = {}
+    for role, name in names.items():
+        speak(find_voice(name), SENTENCE, tmp_path / "v.wav")
+        pitch[role] = _median_pitch(tmp_path / "v.wav")
+    # kokoro-mix-13: bf_emma 0.43 + bm_daniel 0.57 speaks at about 147 Hz, between 176 and 125
+    assert pitch["man"] + 10 < pitch["mix"] < pitch["woman"] - 10, (names, pitch)
+
+
+def test_kokoro_mixes_are_fixed_same_accent_convex_mixes() -> None:
+    for seed in range(50):
+        voice = kokoro_mix(seed)
+        weights = {style: float(w) for style, w in (p.split(":") for p in voice.model.split("+"))}
+        assert voice.engine == "kokoro-en" and 2 <= len(weights) <= 3
+        assert set(weights) <= set(KOKORO_EN_SCREENED) and len({s[0] for s in weights}) == 1
+        assert abs(sum(weights.values()) - 1) < 0.01 and min(weights.values()) > 0
+    assert kokoro_mix(3) == find_voice("kokoro-mix-3") != kokoro_mix(4)
+    assert is_voice("kokoro-mix-12") and not is_voice("kokoro-mix-012")
+    assert not is_voice("kokoro-mix-x") and not is_voice("kokoro-en")
+
+
+def test_kokoro_en_group_and_mixes_expand_into_voice_names() -> None:
+    voices = expand_voices(("flite-slt", "kokoro-en", "kokoro-af_heart"), mixes=2)
+    assert voices[0] == "flite-slt" and voices[-2:] == ("kokoro-mix-0", "kokoro-mix-1")
+    assert set(voices[1:-2]) == {f"kokoro-{style}" for style in KOKORO_EN_SCREENED}
+    assert len(set(voices)) == len(voices)
+    assert {"kokoro-af_heart", "kokoro-bm_george"} <= set(voices)
+    assert VOICES["kokoro-alpha"] == Voice("kokoro", "jf_alpha")  # older corpora's voices stay
+    assert VOICES["kokoro-alpha-kumo"] == Voice("kokoro", "jf_alpha+jm_kumo")
+    SynthConfig(voices=voices, held_out=("kokoro-mix-1",))
+
+
+def test_a_kokoro_js_tarball_with_another_sha256_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, bin_folder = tmp_path / "home", tmp_path / "bin"
+    bin_folder.mkdir()
+    npm = bin_folder / "npm"  # `npm pack SPEC --pack-destination DIR`, with the wrong tarball
+    npm.write_text('#!/bin/sh\necho "not kokoro-js" > "$4/kokoro-js-1.2.1.tgz"\n')
+    npm.chmod(0o755)
+    monkeypatch.setenv("TINY_AUDIO_HOME", str(home))
+    monkeypatch.setenv("PATH", str(bin_folder))
+    with pytest.raises(UserError, match=r"sha256 .* does not match the pinned"):
+        kokoro_js_voices()
+    assert not [path for path in home.rglob("*") if path.is_file()]
+    npm.unlink()
+    with pytest.raises(UserError, match=r"npm is not installed \(apt-get install npm\)"):
+        kokoro_js_voices()

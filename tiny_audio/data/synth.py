@@ -31,7 +31,16 @@ from tqdm import tqdm
 
 from tiny_audio.data.manifest import Utterance, append_manifest, iter_manifest, write_manifest
 from tiny_audio.data.texts import TEXT_POOLS, Sentence
-from tiny_audio.data.voices import DEFAULT_VOICES, VOICES, check_installed, speak
+from tiny_audio.data.voices import (
+    DEFAULT_VOICES,
+    KOKORO_MIX_PREFIX,
+    VOICE_GROUPS,
+    VOICES,
+    check_installed,
+    find_voice,
+    is_voice,
+    speak,
+)
 from tiny_audio.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -56,9 +65,10 @@ class SynthConfig:
     split_shares: dict[str, float] = field(default_factory=lambda: dict(SPLIT_SHARES))
 
     def __post_init__(self) -> None:
-        unknown = [name for name in (*self.voices, *self.held_out) if name not in VOICES]
+        unknown = [name for name in (*self.voices, *self.held_out) if not is_voice(name)]
         if unknown:
-            raise UserError(f"unknown voice {', '.join(unknown)}; known: {', '.join(VOICES)}")
+            known = ", ".join([*VOICES, *VOICE_GROUPS, f"{KOKORO_MIX_PREFIX}SEED"])
+            raise UserError(f"unknown voice {', '.join(unknown)}; known: {known}")
         if not set(self.held_out) <= set(self.voices):
             raise UserError("held-out voices must be among --voices")
         if not set(self.voices) - set(self.held_out):
@@ -127,7 +137,7 @@ def synthesize(job: Job, out: Path) -> Utterance:
     audio.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out / SCRATCH) as scratch:
         raw, flac = Path(scratch) / "raw.wav", Path(scratch) / "out.flac"
-        speak(VOICES[job.voice], job.spoken, raw, job.stretch)
+        speak(find_voice(job.voice), job.spoken, raw, job.stretch)
         effects = ["speed", str(job.speed), "pitch", str(job.pitch_cents), "norm", "-1"]
         command = ["sox", str(raw), *FLAC_16K_MONO, str(flac), *effects]
         result = subprocess.run(command, capture_output=True, text=True)
