@@ -8,7 +8,8 @@ export TINY_AUDIO_HOME ?= $(HOME)/.cache/tiny_audio
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-# Debian packages the code calls: audio tools, offline TTS voices, browser, sshd, Slurm.
+# Debian packages the code calls: audio tools, offline TTS voices, browser, sshd, Slurm, npm
+# (a program already on PATH counts: e.g. npm bundled by a nodejs from another source).
 APT_PACKAGES := sox libsox-fmt-all espeak-ng flite festival festvox-kallpc16k \
 	festvox-kdlpc16k festvox-us-slt-hts chromium openssh-server tmux rsync \
 	wordnet-base fortunes-min wamerican npm slurm-wlm munge
@@ -18,7 +19,7 @@ APT_PACKAGES := sox libsox-fmt-all espeak-ng flite festival festvox-kallpc16k \
 setup: system venv models
 
 system:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || command -v $$p >/dev/null || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "installing system packages: $$missing"; \
