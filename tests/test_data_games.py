@@ -90,8 +90,8 @@ def test_a_game_becomes_voice_disjoint_splits_and_a_rerun_keeps_its_clips(
     }
     speakers = {s: {u.speaker for u in utterances} for s, utterances in splits.items()}
     assert not speakers["train"] & (speakers["dev"] | speakers["test"])
-    assert splits["train"][0].text == "Line number 0."
-    first = splits["train"][0]
+    first = next(u for u in splits["train"] if u.id == "fake-0")
+    assert first.text == "Line number 0." and first.speaker == "fake-hero"
     assert first.duration == pytest.approx(0.5, abs=0.01)
     written = Path(first.audio).stat().st_mtime_ns
     build_game(fake_game, tmp_path, tmp_path / "games")
