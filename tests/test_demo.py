@@ -24,9 +24,12 @@ from tiny_audio.cli import cli
 from tiny_audio.data import read_manifest
 from tiny_audio.data.real import build_real
 from tiny_audio.data.sources import data_home
-from tiny_audio.demo.app import decoding_options, model_info, transcribe
+from tiny_audio.demo.app import build_app, decoding_options, model_info, transcribe
+from tiny_audio.lact.config import LaCTConfig
+from tiny_audio.lact.model import LaCTForCTC
 from tiny_audio.model import ASRConfig, ASRModel
 from tiny_audio.recognizer import Recognizer, load_recognizer
+from tiny_audio.zoo import cache_home
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -62,13 +65,20 @@ def recognizer(model_dir: Path) -> Recognizer:
 
 
 @pytest.fixture(scope="module")
-def speech(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
-    """A real speech clip (FLAC; the cached `ta data real` build, else a fresh one) and its length."""
-    folder = data_home() / "real"
-    if not (folder / "goforward.jsonl").is_file():
-        folder = tmp_path_factory.mktemp("real")
-        build_real(folder, ["goforward"])
-    utterance = read_manifest(folder / "goforward.jsonl")[0]
+def real_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TINY_AUDIO_HOME holding `ta data real`'s goforward slice: this machine's, else a fresh
+    build (the demo offers the first clip of each slice as an example)."""
+    if (data_home() / "real" / "goforward.jsonl").is_file():
+        return cache_home()
+    home = tmp_path_factory.mktemp("home")
+    build_real(home / "data" / "real", ["goforward"])
+    return home
+
+
+@pytest.fixture(scope="module")
+def speech(real_home: Path) -> tuple[Path, float]:
+    """A real speech clip (FLAC) and its length."""
+    utterance = read_manifest(real_home / "data" / "real" / "goforward.jsonl")[0]
     return Path(utterance.audio), sf.info(utterance.audio).duration
 
 
@@ -125,6 +135,43 @@ def test_model_info_and_options_follow_the_recognizer(
     assert decoding_options(peer, 3, 64, 20, 2.5, "Tux") == {"num_beams": 3}
 
 
+def shown_settings(recognizer: Recognizer) -> dict[str, object]:
+    """The page's decoding controls that are shown, by elem_id, with their starting values."""
+    import gradio as gr
+
+    app = build_app(recognizer)
+    controls = {"prompt", "max-new-tokens", "chunk-length", "stride-length"}
+    return {
+        block.elem_id: block.value
+        for block in app.blocks.values()
+        if isinstance(block, gr.components.Component)
+        and block.elem_id in controls
+        and block.visible
+    }
+
+
+def test_controls_match_the_model_family(
+    recognizer: Recognizer, tmp_path: Path, speech: tuple[Path, float]
+) -> None:
+    assert shown_settings(recognizer) == {
+        "prompt": None, "max-new-tokens": 0, "chunk-length": 30.0, "stride-length": 5.0,
+    }  # fmt: skip
+
+    # LaCT has no prompt or token budget; its windows start at its own length.
+    config = LaCTConfig(
+        hidden_size=32, num_hidden_layers=1, num_attn_heads=2, num_lact_heads=2,
+        max_audio_seconds=12.0,
+    )  # fmt: skip
+    lact = load_recognizer(str(LaCTForCTC(config).save_pretrained(tmp_path / "lact")))
+    assert shown_settings(lact) == {"chunk-length": 12.0, "stride-length": 2.0}
+    options = decoding_options(lact, 3, 64, 12, 2, "Tux")
+    assert options == {"num_beams": 3, "chunk_length_s": 12.0, "stride_length_s": 2.0}
+    text, timing = transcribe(lact, str(speech[0]), 3, 64, 12, 2, None)  # prompt hidden: None
+    assert isinstance(text, str) and timing.startswith(f"{speech[1]:.1f} s of audio")
+
+    assert shown_settings(load_recognizer("pocketsphinx")) == {}  # beams only
+
+
 def test_cli_reports_an_unknown_model_in_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["demo", "-m", str(tmp_path / "missing")])
     assert result.exit_code == 1
@@ -146,12 +193,14 @@ def _wait_for_http(url: str, server: subprocess.Popen[bytes], log: Path) -> None
 
 
 @pytest.fixture
-def server(model_dir: Path, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def server(
+    model_dir: Path, real_home: Path, tmp_path: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     log = tmp_path / "server.log"
     env = {
         **os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-        "GRADIO_TEMP_DIR": str(tmp_path / "uploads"),
+        "GRADIO_TEMP_DIR": str(tmp_path / "uploads"), "TINY_AUDIO_HOME": str(real_home),
     }  # fmt: skip
     command = [sys.executable, "-m", "tiny_audio", "demo", "-m", str(model_dir), "-p", str(port)]
     with log.open("wb") as output:
@@ -221,8 +270,10 @@ def test_browser_uploads_transcribes_and_survives_a_corrupt_file(
         assert process.poll() is None
 
         page.locator("#audio").get_by_label("Clear").click()
-        upload_and_transcribe(clip)
-        expect(timing).to_have_value(re.compile("RTFx"))
+        with page.expect_response(lambda response: response.url.endswith(f"/{clip.name}")):
+            page.get_by_text(clip.name, exact=True).click()  # the same recording, as an example
+        page.locator("#transcribe").click()
+        expect(timing).to_have_value(re.compile(rf"^{duration:.1f} s of audio in .*RTFx"))
         assert transcript.input_value().strip()
         assert _screenshot(page, tmp_path, "demo.png").stat().st_size > 10_000
         browser.close()

@@ -1,8 +1,11 @@
-"""`ta deploy --dry-run`: the Space folder (app.py, requirements, README metadata), and the app
-itself started locally, serving a transcription over HTTP to gradio_client."""
+"""`ta deploy --dry-run`: the Space folder (app.py, requirements, README metadata), the app itself
+started locally, serving a transcription over HTTP to gradio_client, and the Space of the bundled
+`default` run with what its requirements.txt installs."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import os
 import subprocess
 import sys
@@ -15,10 +18,22 @@ import soundfile as sf
 import torch
 import yaml
 from click.testing import CliRunner
+from packaging.requirements import Requirement
 from ports import free_port, wait_until_listening
+from test_hub_push import goforward_clip
 
 from tiny_audio.cli import cli
+from tiny_audio.lact.config import LaCTConfig
+from tiny_audio.lact.model import LaCTForCTC
 from tiny_audio.model import ASRConfig, ASRModel
+
+# Imported in the Space folder, app.py builds its interface and loads the model; then one clip.
+APP_SCRIPT = """
+import json, sys
+import gradio, app
+assert isinstance(app.demo, gradio.Blocks)
+print(json.dumps(app.transcribe(sys.argv[1], 1, 16)))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +178,51 @@ def test_deploy_of_an_unknown_model_is_one_clear_line(tmp_path: Path) -> None:
     assert result.output.strip().startswith(
         "error: no-such-model: not a model folder, a bundled model"
     )
+
+
+def deploy(model: str, folder: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        cli, ["deploy", "--repo-id", "someone/space", "-m", model, "--dry-run", str(folder)]
+    )
+    return result.exit_code, result.output
+
+
+@pytest.mark.slow
+def test_space_of_the_default_builds_and_transcribes_with_its_requirements(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    space = tmp_path / "space"
+    code, output = deploy("default", space)
+    assert code == 0, output
+    requirements = [
+        Requirement(line) for line in (space / "requirements.txt").read_text().splitlines()
+    ]
+    assert {r.name for r in requirements} >= {"torch", "transformers", "peft", "soundfile"}
+    for requirement in requirements:  # what the Space installs is what this test runs on
+        assert requirement.specifier.contains(importlib.metadata.version(requirement.name))
+
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    result = subprocess.run(
+        [sys.executable, "-c", APP_SCRIPT, str(goforward_clip(tmp_path_factory))],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=space,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    text, timing = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "forward" in text.lower()
+    assert timing.startswith("2.8 s of audio in ")
+
+
+def test_deploy_of_a_lact_model_is_one_clear_line(tmp_path: Path) -> None:
+    config = LaCTConfig(hidden_size=32, num_hidden_layers=1, num_attn_heads=2, num_lact_heads=2)
+    model_dir = LaCTForCTC(config).save_pretrained(tmp_path / "lact")
+    code, output = deploy(str(model_dir), tmp_path / "space")
+    assert code == 1
+    assert output.strip() == (
+        f"error: {model_dir}: this model loads with tiny-audio only (it has no transformers "
+        f"code), which a Space cannot install; serve it with `ta demo -m {model_dir}`"
+    )
+    assert not (tmp_path / "space").exists()

@@ -1,5 +1,6 @@
-"""`ta push`: the Hub folder made from a training checkpoint, its model card, and that the folder
-loads with transformers.pipeline(trust_remote_code=True) in a fresh offline process."""
+"""`ta push`: the Hub folder made from each kind of model the project makes (a `ta train`
+checkpoint, the bundled `default`, a LaCT checkpoint), its model card, and that each folder loads
+and transcribes in a fresh offline process as its card says."""
 
 from __future__ import annotations
 
@@ -19,16 +20,36 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
 from tiny_audio.cli import cli
-from tiny_audio.hub import evaluation_rows
+from tiny_audio.data import read_manifest
+from tiny_audio.data.real import build_real
+from tiny_audio.data.sources import data_home
+from tiny_audio.hub.card import Card, evaluation_rows
+from tiny_audio.lact.config import LaCTConfig
+from tiny_audio.lact.lm import CharLM
+from tiny_audio.lact.model import LaCTForCTC
 from tiny_audio.model import ASRConfig, ASRModel
+from tiny_audio.model.modeling import REMOTE_CODE_FILES
+from tiny_audio.recognizer import load_recognizer
 from tiny_audio.train.checkpoint import save_checkpoint
 from tiny_audio.train.main import compose
+from tiny_audio.zoo import resolve
 
-PIPELINE_SCRIPT = """
+# What a user of a pushed folder runs, in a fresh process: transformers alone (tiny-audio hidden,
+# as on a machine with only requirements.txt installed); transformers beside tiny-audio, whose
+# zoo stands in offline for the Hub base models the remote code would download; or tiny-audio.
+LOAD_SCRIPT = """
 import json, sys
-from transformers import pipeline
-asr = pipeline("automatic-speech-recognition", model=sys.argv[1], trust_remote_code=True)
-print(json.dumps(asr(sys.argv[2], max_new_tokens=8)))
+folder, clip, mode = sys.argv[1:]
+if mode == "transformers only":
+    sys.modules["tiny_audio"] = None  # makes `import tiny_audio` fail
+if mode == "tiny-audio":
+    from tiny_audio.recognizer import load_recognizer
+    text = load_recognizer(folder).transcribe([clip])[0]
+else:
+    from transformers import pipeline
+    asr = pipeline("automatic-speech-recognition", model=folder, trust_remote_code=True)
+    text = asr(clip, max_new_tokens=16, vad=False)["text"]
+print(json.dumps(text))
 """
 
 
@@ -105,6 +126,51 @@ def checkpoint(tiny_parts: dict[str, str], tmp_path_factory: pytest.TempPathFact
     return directory
 
 
+@pytest.fixture(scope="module")
+def lact_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny LaCT model as `ta train +experiments=lact_tiny` leaves its best one: a character
+    LM inside, the composed config beside it, and a `ta eval` run of it in outputs/eval."""
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("lact_run")
+    output_dir = root / "outputs" / "lact"
+    config = LaCTConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attn_heads=2,
+        num_lact_heads=2,
+        intermediate_size=64,
+        attention_window=3,
+        lact_chunk_size=4,
+    )
+    model = LaCTForCTC(config)
+    model.lm = CharLM.fit(["hello world", "go forward"], model.tokenizer.characters, 3)
+    directory = model.save_pretrained(output_dir / "best")
+    OmegaConf.save(compose(["+experiments=lact_tiny"]), output_dir / "training_config.yaml")
+    (root / "outputs" / "eval" / "lact").mkdir(parents=True)
+    (root / "outputs" / "eval" / "lact" / "metrics.json").write_text(
+        json.dumps(eval_metrics(str(directory), "synth", 0.5, "2026-03-01"))
+    )
+    return directory
+
+
+@pytest.fixture(scope="module")
+def noise(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    clip = (0.1 * np.random.default_rng(1).standard_normal(24000)).astype(np.float32)
+    path = tmp_path_factory.mktemp("clips") / "noise.wav"
+    sf.write(path, clip, 16000, subtype="FLOAT")
+    return path
+
+
+def goforward_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real speech clip, "go forward ten meters": the cached `ta data real` build, else a
+    fresh one."""
+    folder = data_home() / "real"
+    if not (folder / "goforward.jsonl").is_file():
+        folder = tmp_path_factory.mktemp("real")
+        build_real(folder, ["goforward"])
+    return Path(read_manifest(folder / "goforward.jsonl")[0].audio)
+
+
 def push(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(cli, ["push", *args], catch_exceptions=False)
     return result.exit_code, result.output
@@ -152,6 +218,8 @@ def test_dry_run_folder_holds_the_model_card_and_requirements(
     meta = front_matter(card)
     assert meta["pipeline_tag"] == "automatic-speech-recognition"
     assert meta["library_name"] == "transformers"
+    assert meta["license"] == "mit"
+    assert meta["datasets"] == ["real:librivox"]
     results = meta["model-index"][0]["results"]  # type: ignore[index]
     assert [(r["dataset"]["name"], r["metrics"][0]["value"]) for r in results] == [
         ("real (test)", 25.0),
@@ -175,39 +243,110 @@ def test_dry_run_folder_holds_the_model_card_and_requirements(
     assert {line.split(">=")[0] for line in requirements} >= {
         "torch",
         "transformers",
+        "peft",
         "safetensors",
         "numpy",
         "soundfile",
         "soxr",
     }
-    assert not any(line.startswith(("tiny", "gradio")) for line in requirements)
+    # tiny-audio and faster-whisper are imported only where the code runs without them.
+    assert not any(line.startswith(("tiny", "gradio", "faster")) for line in requirements)
 
 
-def test_dry_run_folder_loads_with_pipeline_in_a_fresh_offline_process(
-    checkpoint: Path, tmp_path: Path
+def test_the_default_publishes_with_its_code_and_its_own_card_s_recipe_and_results(
+    tmp_path: Path,
 ) -> None:
     folder = tmp_path / "hub"
-    assert (
-        push("-m", str(checkpoint), "--repo-id", "someone/tiny-asr", "--dry-run", str(folder))[0]
-        == 0
-    )
-    clip = (0.1 * np.random.default_rng(1).standard_normal(24000)).astype(np.float32)
-    wav = tmp_path / "clip.wav"
-    sf.write(wav, clip, 16000, subtype="FLOAT")
+    code, output = push("-m", "default", "--repo-id", "someone/tiny-asr", "--dry-run", str(folder))
+    assert code == 0, output
+    for name in [*REMOTE_CODE_FILES, "audio.py"]:
+        assert (folder / name).is_file(), name
+    requirements = {
+        line.split(">=")[0] for line in (folder / "requirements.txt").read_text().split()
+    }
+    assert requirements >= {"torch", "transformers", "peft", "safetensors", "soundfile", "soxr"}
+
+    shipped = Card.parse((resolve("default") / "README.md").read_text())
+    pushed = Card.parse((folder / "README.md").read_text())
+    assert pushed.title == "tiny-asr"
+    assert pushed.metadata["license"] == "mit" and pushed.metadata["datasets"]
+    assert pushed.metadata["base_model"] == shipped.metadata["base_model"]
+    [index] = pushed.metadata["model-index"]
+    assert index["name"] == "tiny-asr"
+    assert index["results"] == shipped.metadata["model-index"][0]["results"]
+    assert f"{index['results'][0]['metrics'][0]['value']:.2f}" in pushed.sections["Evaluation"]
+    # The author's sections stay; how to load it names the repo it goes to.
+    for heading in set(shipped.sections) - {"Use it", "Model"}:
+        assert pushed.sections[heading] == shipped.sections[heading], heading
+    assert 'model="someone/tiny-asr"' in pushed.sections["Use it"]
+    assert "tiny-audio/default" not in (folder / "README.md").read_text()
+
+
+def test_a_lact_checkpoint_publishes_for_tiny_audio_with_its_recipe_and_results(
+    lact_checkpoint: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "hub"
+    eval_dir = lact_checkpoint.parents[1] / "eval"
+    code, output = push(
+        "-m", str(lact_checkpoint), "--repo-id", "someone/lact", "--eval-dir", str(eval_dir),
+        "--dry-run", str(folder),
+    )  # fmt: skip
+    assert code == 0, output
+    # No transformers class, so no code or requirements: the card says to use tiny-audio.
+    assert {p.name for p in folder.iterdir()} == {
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "vocab.json",
+        "char_lm.json",
+    }
+    card = Card.parse((folder / "README.md").read_text())
+    assert "library_name" not in card.metadata and card.metadata["license"] == "mit"
+    assert "ta transcribe speech.wav -m someone/lact" in card.sections["Use it"]
+    assert "| experiment | lact_tiny |" in card.sections["Training recipe"]
+    assert "| character LM for beam search | order 3, weight 0.6 |" in card.sections["Model"]
+    assert "| synth (test) | 5 | 50.00 | 25.00 | 41.5 |" in card.sections["Evaluation"]
+    assert card.metadata["datasets"] == ["synth-1h/train.jsonl"]  # lact_tiny's corpus
+
+
+@pytest.mark.parametrize(
+    ("model", "mode"),
+    [
+        ("checkpoint", "transformers only"),
+        pytest.param("default", "transformers", marks=pytest.mark.slow),
+        ("lact", "tiny-audio"),
+    ],
+)
+def test_pushed_folder_transcribes_in_a_fresh_offline_process(
+    model: str,
+    mode: str,
+    checkpoint: Path,
+    lact_checkpoint: Path,
+    noise: Path,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    source = {"checkpoint": str(checkpoint), "default": "default", "lact": str(lact_checkpoint)}
+    folder = tmp_path / "hub"
+    assert push("-m", source[model], "--repo-id", "someone/asr", "--dry-run", str(folder))[0] == 0
+    clip = goforward_clip(tmp_path_factory) if model == "default" else noise
 
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     result = subprocess.run(
-        [sys.executable, "-c", PIPELINE_SCRIPT, str(folder), str(wav)],
+        [sys.executable, "-c", LOAD_SCRIPT, str(folder), str(clip), mode],
         capture_output=True,
         text=True,
         env=environment,
         cwd=tmp_path,
-        timeout=300,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    text = json.loads(result.stdout.strip().splitlines()[-1])["text"]
-    expected = ASRModel.from_pretrained(checkpoint).transcribe([clip], max_new_tokens=8)[0]
-    assert text == expected
+    text = json.loads(result.stdout.strip().splitlines()[-1])
+    options = {} if model == "lact" else {"max_new_tokens": 16, "vad": False}
+    waveform, _ = sf.read(clip, dtype="float32")
+    assert text == load_recognizer(source[model]).transcribe([waveform], **options)[0]
+    if model == "default":
+        assert "forward" in text.lower()
 
 
 def test_push_refuses_a_non_empty_dry_run_folder(checkpoint: Path, tmp_path: Path) -> None:
@@ -257,4 +396,6 @@ def test_push_of_a_folder_without_a_saved_model_is_one_clear_line(tmp_path: Path
     (tmp_path / "config.json").write_text("{}")
     code, output = push("-m", str(tmp_path), "--repo-id", "a/b", "--dry-run", str(tmp_path / "out"))
     assert code == 1
-    assert output.strip().startswith(f"error: {tmp_path}: no config.json with auto_map")
+    assert output.strip().startswith(
+        f"error: {tmp_path}: no config.json of a tiny-audio or LaCT model"
+    )

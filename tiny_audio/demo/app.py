@@ -21,12 +21,29 @@ if TYPE_CHECKING:
     from tiny_audio.recognizer import Recognizer
 
 TITLE = "tiny-audio demo"
+# The decoding settings each model family acts on (config.json "model_type"); any other
+# recognizer (a peer such as whisper:tiny.en) takes the beams only. The page shows just these.
+SETTINGS: dict[str, tuple[str, ...]] = {
+    "tiny_audio": ("num_beams", "max_new_tokens", "chunk_length_s", "stride_length_s", "prompt"),
+    "lact_asr": ("num_beams", "chunk_length_s", "stride_length_s"),
+}
+DEFAULT_WINDOW_S = 30.0  # the chunk-length slider's start for a recognizer without a config
 
 
-def takes_decoding_options(recognizer: Recognizer) -> bool:
-    """LLM-based models take tokens, chunking and a prompt; other recognizers only the beams
-    (the same rule as `ta transcribe`)."""
-    return hasattr(recognizer, "transcribe_segments")
+def settings(recognizer: Recognizer) -> tuple[str, ...]:
+    config = getattr(recognizer, "config", None)
+    return SETTINGS.get(getattr(config, "model_type", ""), ("num_beams",))
+
+
+def example_clips() -> list[str]:
+    """The first clip of each `ta data real` slice built on this machine (none before it ran)."""
+    from tiny_audio.data import read_manifest
+    from tiny_audio.data.real import SLICES
+    from tiny_audio.data.sources import data_home
+
+    manifests = [data_home() / "real" / f"{name}.jsonl" for name in SLICES]
+    firsts = [read_manifest(path)[:1] for path in manifests if path.is_file()]
+    return [str(utterances[0].audio) for utterances in firsts if utterances]
 
 
 def model_info(recognizer: Recognizer) -> str:
@@ -52,17 +69,18 @@ def decoding_options(
     max_new_tokens: float,
     chunk_length_s: float,
     stride_length_s: float,
-    prompt: str,
+    prompt: str | None,
 ) -> dict[str, Any]:
-    options: dict[str, Any] = {"num_beams": int(num_beams)}
-    if takes_decoding_options(recognizer):
-        options.update(
-            max_new_tokens=int(max_new_tokens) or None,  # 0: scaled to the audio length
-            chunk_length_s=float(chunk_length_s),
-            stride_length_s=float(stride_length_s),
-            prompt=prompt.strip() or None,
-        )
-    return options
+    """The page's settings as transcribe() options, only those the recognizer acts on."""
+    options = {
+        "num_beams": int(num_beams),
+        "max_new_tokens": int(max_new_tokens) or None,  # 0: scaled to the audio length
+        "chunk_length_s": float(chunk_length_s),
+        "stride_length_s": float(stride_length_s),
+        "prompt": (prompt or "").strip() or None,  # a hidden textbox sends None
+    }
+    accepted = settings(recognizer)
+    return {name: value for name, value in options.items() if name in accepted}
 
 
 def page_message(error: UserError, path: str) -> str:
@@ -81,7 +99,7 @@ def transcribe(
     max_new_tokens: float,
     chunk_length_s: float,
     stride_length_s: float,
-    prompt: str,
+    prompt: str | None,
 ) -> tuple[str, str]:
     """(transcript, timing) for one file; unusable audio becomes a message on the page."""
     import gradio as gr
@@ -110,9 +128,14 @@ def transcribe(
 def build_app(recognizer: Recognizer) -> gr.Blocks:
     import gradio as gr
 
-    tunable = takes_decoding_options(recognizer)
+    shown = settings(recognizer)
+    config = getattr(recognizer, "config", None)
+    # The model's own window, overlapping by a sixth as split_windows does by default.
+    window = float(getattr(config, "max_audio_seconds", DEFAULT_WINDOW_S))
+    clips = example_clips()
+    hint = "" if clips else " `ta data real` adds example clips here."
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
-        gr.Markdown(f"# {TITLE}\nUpload or record speech, then press **Transcribe**.")
+        gr.Markdown(f"# {TITLE}\nUpload or record speech, then press **Transcribe**.{hint}")
         with gr.Row():
             with gr.Column():
                 audio = gr.Audio(
@@ -121,26 +144,32 @@ def build_app(recognizer: Recognizer) -> gr.Blocks:
                     label="Speech",
                     elem_id="audio",
                 )
+                if clips:
+                    gr.Examples([[clip] for clip in clips], [audio], label="Example clips")
                 button = gr.Button("Transcribe", variant="primary", elem_id="transcribe")
                 prompt = gr.Textbox(
                     label="Context prompt",
                     placeholder="Optional: names or words to expect",
-                    interactive=tunable,
+                    visible="prompt" in shown,
                     elem_id="prompt",
                 )
                 with gr.Accordion("Generation settings", open=True):
                     num_beams = gr.Slider(1, 8, value=1, step=1, label="Beams")
                     max_new_tokens = gr.Slider(
                         0, 448, value=0, step=1, label="Max new tokens",
-                        info="0: scaled to the audio length", interactive=tunable,
+                        info="0: scaled to the audio length",
+                        visible="max_new_tokens" in shown, elem_id="max-new-tokens",
                     )  # fmt: skip
                     chunk_length_s = gr.Slider(
-                        5, 30, value=30, step=1, label="Chunk length (s)",
-                        info="Longer audio is split into windows this long", interactive=tunable,
+                        5, max(window, DEFAULT_WINDOW_S), value=window, step=1,
+                        label="Chunk length (s)",
+                        info="Longer audio is split into windows this long",
+                        visible="chunk_length_s" in shown, elem_id="chunk-length",
                     )  # fmt: skip
                     stride_length_s = gr.Slider(
-                        0, 10, value=5, step=0.5, label="Stride (s)",
-                        info="Overlap between windows", interactive=tunable,
+                        0, 10, value=round(window / 6, 1), step=0.1, label="Stride (s)",
+                        info="Overlap between windows",
+                        visible="stride_length_s" in shown, elem_id="stride-length",
                     )  # fmt: skip
             with gr.Column():
                 transcript = gr.Textbox(
