@@ -66,8 +66,13 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except UserError as error:
-            click.echo(f"error: {error}", err=True)
+        except (UserError, ModuleNotFoundError) as error:
+            from tiny_audio.extras import missing_extra  # here, so that `ta --help` stays fast
+
+            message = str(error) if isinstance(error, UserError) else missing_extra(error)
+            if message is None:  # not a package an extra provides: a bug, keep the traceback
+                raise
+            click.echo(f"error: {message}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

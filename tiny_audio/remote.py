@@ -203,7 +203,7 @@ def sync_code(host: Host, source: Path) -> None:
 def install_project(host: Host) -> None:
     """pip-install the synced checkout into the host's Python, next to its preinstalled torch."""
     host.run(
-        f"cd {host.shell_path()} && {shlex.quote(host.python)} -m pip install -q -e .",
+        f"cd {host.shell_path()} && {shlex.quote(host.python)} -m pip install -q -e '.[train]'",
         what="installing dependencies",
     )
 
