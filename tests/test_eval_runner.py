@@ -231,7 +231,9 @@ def test_failed_items_are_counted_and_said(tiny_model: str, tmp_path: Path) -> N
 def test_ctrl_c_keeps_the_predictions_and_the_same_command_continues(
     tiny_model: str, tmp_path: Path
 ) -> None:
-    count = 300  # the tiny model takes milliseconds a clip: enough to be stopped half way
+    # Milliseconds a clip (no speech in a tone: the speech gate skips the model): enough to be
+    # stopped part way.
+    count = 2000
     manifest = _tone_manifest(tmp_path / "set.jsonl", count=count)
     out = tmp_path / "eval"
     arguments = ["-m", tiny_model, "-d", str(manifest), "-o", str(out), "--batch-size", "1"]
