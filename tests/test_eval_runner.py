@@ -242,6 +242,8 @@ def test_ctrl_c_keeps_the_predictions_and_the_same_command_continues(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A test run started in the background inherits an ignored SIGINT: restore Ctrl-C.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 600
     while not list(out.rglob(PREDICTIONS_FILE)) or len(_predictions(_run_folder(out))) < 3:
