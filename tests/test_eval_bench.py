@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from tiny_audio.cli import cli
 from tiny_audio.data.manifest import read_manifest, write_manifest
 from tiny_audio.errors import UserError
-from tiny_audio.evaluate.bench import append_to_benchmarks, peer_for
+from tiny_audio.evaluate.bench import _in_fresh_process, append_to_benchmarks, peer_for, peak_rss_mib
 
 HEADING = "## Evaluation: `ta bench`"
 
@@ -40,6 +40,19 @@ def test_peer_has_the_models_encoder(tmp_path: Path) -> None:
     )
     with pytest.raises(UserError, match="pass --peer"):
         peer_for(str(tmp_path))
+
+
+def _child_peak() -> dict[str, float]:
+    return {"peak_rss_mib": peak_rss_mib()}
+
+
+def test_peak_rss_of_a_fresh_process_is_its_own() -> None:
+    # The parent touches 600 MiB first; the spawned child must not inherit that peak.
+    ballast = bytearray(600 * 1024 * 1024)
+    ballast[:: 4096] = b"x" * len(ballast[:: 4096])
+    assert peak_rss_mib() > 600
+    assert _in_fresh_process(_child_peak)["peak_rss_mib"] < 400
+    del ballast
 
 
 @pytest.mark.slow

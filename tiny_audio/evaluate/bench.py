@@ -1,8 +1,8 @@
 """`ta bench`: a tiny-audio model against faster-whisper with the same encoder, on the same
 clips, in one run; figures are appended to BENCHMARKS.md.
 
-Each system is measured in its own fresh process (so peak RSS, `ru_maxrss`, is that system's
-alone) with the same thread count. Per system: load time; RTFx at batch 1 and batched (audio
+Each system is measured in its own fresh process (so peak RSS, the process's `VmHWM`, is that
+system's alone) with the same thread count. Per system: load time; RTFx at batch 1 and batched (audio
 seconds / transcription seconds, after one untimed warm-up call, audio decoded beforehand);
 time to first token (the median time to transcribe one clip with generation capped at one new
 token: features, encoder and the first decoding step); WER on the clips; peak RSS.
@@ -133,9 +133,20 @@ def measure_system(name: str, clips: list[Clip], settings: BenchSettings) -> dic
         "rtfx_batch1": audio_seconds / batch1_seconds,
         "rtfx_batched": audio_seconds / batched_seconds,
         "first_token_ms": 1000 * statistics.median(first_token),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib(),
         "wer": words.rate,
     }
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process image. Linux carries `ru_maxrss` across fork and exec,
+    so a spawned child would report its parent's peak; `VmHWM` starts afresh at exec."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_model_figure(target: str, model: str) -> dict[str, Any]:
@@ -238,7 +249,7 @@ def append_to_benchmarks(path: Path, block: str) -> None:
             + (
                 "Each system runs in a fresh process. RTFx = audio seconds / transcription seconds "
                 "(after a warm-up, audio decoded beforehand); first token = median time to "
-                "transcribe one clip with generation capped at one token; peak RSS = ru_maxrss.\n"
+                "transcribe one clip with generation capped at one token; peak RSS = VmHWM.\n"
             )
         )
     section_start = text.index(heading)
