@@ -12,7 +12,12 @@ from click.testing import CliRunner
 from tiny_audio.cli import cli
 from tiny_audio.data.manifest import read_manifest, write_manifest
 from tiny_audio.errors import UserError
-from tiny_audio.evaluate.bench import _in_fresh_process, append_to_benchmarks, peer_for, peak_rss_mib
+from tiny_audio.evaluate.bench import (
+    _in_fresh_process,
+    append_to_benchmarks,
+    peak_rss_mib,
+    peer_for,
+)
 
 HEADING = "## Evaluation: `ta bench`"
 
@@ -49,7 +54,7 @@ def _child_peak() -> dict[str, float]:
 def test_peak_rss_of_a_fresh_process_is_its_own() -> None:
     # The parent touches 600 MiB first; the spawned child must not inherit that peak.
     ballast = bytearray(600 * 1024 * 1024)
-    ballast[:: 4096] = b"x" * len(ballast[:: 4096])
+    ballast[::4096] = b"x" * len(ballast[::4096])
     assert peak_rss_mib() > 600
     assert _in_fresh_process(_child_peak)["peak_rss_mib"] < 400
     del ballast

@@ -235,3 +235,46 @@ def test_split_windows_and_merge_overlap() -> None:
     assert (
         merge_overlap("a b c the", "x y the z") == "x y the z"
     )  # lone common word mid-way is chance
+
+
+def test_ctc_head_prefers_frames_that_say_the_transcript() -> None:
+    from tiny_audio.model.modeling import CTCHead
+
+    torch.manual_seed(0)
+    embeddings = torch.randn(50, 16)
+    head = CTCHead(16, embedding_scale=1.0)
+    said, other = torch.tensor([3, 7, 7, 12]), torch.tensor([30, 4, 41, 9])
+    # Frames that are the spoken tokens' own embeddings, a blank-ish zero frame between repeats.
+    frames = torch.stack(
+        [embeddings[3], embeddings[7], torch.zeros(16), embeddings[7], embeddings[12]]
+    )
+    mask = torch.ones(1, 5, dtype=torch.bool)
+    right = head(frames[None], mask, embeddings, [said])
+    wrong = head(frames[None], mask, embeddings, [other])
+    assert torch.isfinite(right) and right < wrong
+
+
+def test_ctc_loss_trains_the_head_and_projector_and_is_saved(
+    tiny_parts: dict[str, str], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    config = ASRConfig(
+        audio_encoder=tiny_parts["whisper"],
+        text_decoder=tiny_parts["llama"],
+        projector_hidden_dim=32,
+        ctc_weight=0.3,
+    )
+    model = ASRModel(config).train()
+    features, lengths = model.processor.features(clips(1.0, 0.6))
+    text = model.build_text_inputs(model.audio_token_counts(lengths), texts=["hello", "the dog"])
+    output = model(**text, input_features=features, feature_lengths=lengths)
+    assert output["ctc_loss"] > 0
+    output["loss"].backward()
+    assert model.ctc_head is not None and model.ctc_head.blank.grad is not None
+    assert all(p.grad is not None for p in model.projector.parameters())
+    assert all(p.grad is None for p in model.decoder.parameters())
+    with torch.no_grad():
+        model.ctc_head.blank.normal_()
+    model.save_pretrained(tmp_path)
+    reloaded = ASRModel.from_pretrained(tmp_path)
+    assert reloaded.ctc_head is not None
+    torch.testing.assert_close(reloaded.ctc_head.blank, model.ctc_head.blank)

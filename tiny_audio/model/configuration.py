@@ -44,6 +44,7 @@ class ASRConfig(PretrainedConfig):
         system_prompt: str | None = None,
         max_audio_seconds: float = 30.0,
         audio_token_dropout: float = 0.0,
+        ctc_weight: float = 0.0,
         **kwargs: Any,
     ) -> None:
         # Not `encoder`/`decoder`: transformers reads those names as nested sub-configs.
@@ -78,4 +79,7 @@ class ASRConfig(PretrainedConfig):
         # The longest window the encoder takes at once (Whisper: 30 s); longer audio is chunked.
         self.max_audio_seconds = max_audio_seconds
         self.audio_token_dropout = audio_token_dropout
+        # Weight of the CTC loss that grounds projected audio frames in the LLM's token embeddings
+        # (training only; 0 builds no CTC head).
+        self.ctc_weight = ctc_weight
         super().__init__(**kwargs)

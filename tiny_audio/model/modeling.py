@@ -123,6 +123,43 @@ class RepetitionGuard(StoppingCriteria):
         return tokens[: len(tokens) - (self.repeats(tokens, period) - 1) * period]
 
 
+class CTCHead(nn.Module):
+    """Acoustic grounding while training: each projected audio frame is scored against the LLM's
+    own frozen token embeddings (plus a learned blank) and the transcript's tokens must align
+    with those scores under CTC, so the projector has to say what was heard without leaning on
+    the LLM's prior. Inference never uses it."""
+
+    def __init__(self, dim: int, embedding_scale: float) -> None:
+        super().__init__()
+        self.blank = nn.Parameter(torch.zeros(dim))
+        self.log_scale = nn.Parameter(torch.zeros(()))
+        # Frames and embeddings share the RMS `embedding_scale`: this makes logits sqrt(dim) x cosine.
+        self.norm = 1.0 / (embedding_scale**2 * math.sqrt(dim))
+
+    def forward(
+        self,
+        audio_embeds: torch.Tensor,
+        audio_mask: torch.Tensor,
+        token_embeddings: torch.Tensor,
+        targets: list[torch.Tensor],
+    ) -> torch.Tensor:
+        frames = audio_embeds[audio_mask].float()  # real frames only, packed
+        scores = torch.cat(
+            [frames @ token_embeddings.float().T, (frames @ self.blank)[:, None]], -1
+        )
+        log_probs = (scores * self.log_scale.exp() * self.norm).log_softmax(dim=-1)
+        lengths = audio_mask.sum(dim=1)
+        padded = nn.utils.rnn.pad_sequence(log_probs.split(lengths.tolist()))  # (T, N, C)
+        return nn.functional.ctc_loss(
+            padded,
+            torch.cat(targets),
+            lengths,
+            torch.tensor([len(t) for t in targets]),
+            blank=token_embeddings.shape[0],
+            zero_infinity=True,  # a transcript with more tokens than frames teaches nothing
+        )
+
+
 class ASRModel(PreTrainedModel):
     config_class = ASRConfig
     base_model_prefix = "tiny_audio"
@@ -155,6 +192,9 @@ class ASRModel(PreTrainedModel):
             embeddings = self.decoder.get_input_embeddings().weight
             config.embedding_scale = float(embeddings.pow(2).mean(dim=-1).sqrt().mean())
         self.projector = build_projector(config)
+        self.ctc_head = (
+            CTCHead(config.decoder_dim, config.embedding_scale) if config.ctc_weight > 0 else None
+        )
         if config.lora_rank > 0:
             self.decoder = self._with_lora(
                 self.decoder, config.lora_rank, config.lora_target_modules
@@ -193,11 +233,11 @@ class ASRModel(PreTrainedModel):
         return sum(p.numel() for p in self.trained_parameters().values())
 
     def trained_parameters(self) -> dict[str, nn.Parameter]:
-        """What a checkpoint stores: the projector and any LoRA adapters."""
+        """What a checkpoint stores: the projector, any CTC head and any LoRA adapters."""
         return {
             name: param
             for name, param in self.named_parameters()
-            if name.startswith("projector.") or "lora_" in name
+            if name.startswith(("projector.", "ctc_head.")) or "lora_" in name
         }
 
     # ---- the prompt -------------------------------------------------------------------------
@@ -336,7 +376,13 @@ class ASRModel(PreTrainedModel):
         output = {"loss": loss, "logits": logits}
         if self.projector.aux_loss is not None:
             output["aux_loss"] = self.projector.aux_loss
-            output["loss"] = loss + self.projector.aux_loss
+            output["loss"] = output["loss"] + self.projector.aux_loss
+        if self.ctc_head is not None:
+            eos = self.tokenizer.eos_token_id
+            answers = [row[(row != IGNORE_INDEX) & (row != eos)] for row in labels.to(self.device)]
+            token_embeddings = self.decoder.get_input_embeddings().weight
+            output["ctc_loss"] = self.ctc_head(audio_embeds, audio_mask, token_embeddings, answers)
+            output["loss"] = output["loss"] + self.config.ctc_weight * output["ctc_loss"]
         return output
 
     # ---- generation -----------------------------------------------------------------------

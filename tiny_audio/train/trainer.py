@@ -285,6 +285,8 @@ def train(cfg: DictConfig) -> Path:
                 "audio_seconds_per_second": window["audio_seconds"] / elapsed,
                 "tokens_per_second": window["tokens"] / elapsed,
             }
+            if "ctc_loss" in output:
+                logs["ctc_loss"] = float(output["ctc_loss"].detach())
             if "aux_loss" in output:  # mixture-of-experts projectors: the router's own losses too
                 logs["aux_loss"] = float(output["aux_loss"].detach())
                 routing = getattr(unwrapped.projector, "last_routing", None) or {}
