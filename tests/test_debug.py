@@ -186,3 +186,41 @@ def test_check_model_compares_scales(mosa_model: Path, manifest: Path, tmp_path:
 def test_not_a_model_is_one_line_error(tmp_path: Path) -> None:
     code, output = run_debug("check-model", str(tmp_path), "-d", str(tmp_path))
     assert code == 1 and output.startswith("error: ") and "not a saved tiny-audio model" in output
+
+
+def test_analyze_lora_shows_whole_names_quietly(moe_lora_model: Path) -> None:
+    """Run as a user runs it: no weight-loading bars, and every module's own name, not 120 rows
+    cut to the same prefix."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "tiny_audio", "debug", "analyze-lora", str(moe_lora_model)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "Loading weights" not in run.stderr
+    names = [f"decoder.model.layers.{layer}.self_attn.{module}" for layer in (0, 1) for module in ("q_proj", "v_proj")]  # fmt: skip
+    assert all(name in run.stdout for name in names), run.stdout
+
+
+def test_a_narrow_table_wraps_names_instead_of_cutting_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from tiny_audio import debug
+
+    out = io.StringIO()
+    monkeypatch.setattr(debug, "console", Console(file=out, width=40))
+    names = [f"decoder.model.layers.{layer}.self_attn.q_proj" for layer in range(3)]
+    debug.print_table("LoRA updates", ["module", "|BA|"], [[name, 1.0] for name in names])
+    folded = "".join(
+        line.split("│")[1].strip() for line in out.getvalue().splitlines() if "│" in line
+    )
+    assert "…" not in out.getvalue() and folded == "".join(names)

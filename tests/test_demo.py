@@ -20,11 +20,16 @@ import torch
 from click.testing import CliRunner
 from ports import free_port
 
+from tiny_audio.audio import SAMPLE_RATE, load_audio
 from tiny_audio.cli import cli
 from tiny_audio.data import read_manifest
 from tiny_audio.data.real import build_real
 from tiny_audio.data.sources import data_home
+from tiny_audio.demo import live as live_module
 from tiny_audio.demo.app import build_app, decoding_options, model_info, transcribe
+from tiny_audio.demo.limits import MAX_AUDIO_S, MAX_UPLOAD_MB
+from tiny_audio.demo.live import LiveTranscript
+from tiny_audio.errors import UserError
 from tiny_audio.lact.config import LaCTConfig
 from tiny_audio.lact.model import LaCTForCTC
 from tiny_audio.model import ASRConfig, ASRModel
@@ -277,3 +282,196 @@ def test_browser_uploads_transcribes_and_survives_a_corrupt_file(
         assert transcript.input_value().strip()
         assert _screenshot(page, tmp_path, "demo.png").stat().st_size > 10_000
         browser.close()
+
+
+# ---- live microphone ---------------------------------------------------------------------------
+
+LIVE_WINDOW_S, LIVE_STRIDE_S = 4.0, 1.0
+
+
+def _wait_text(live: LiveTranscript, expected: str) -> None:
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while live.text != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_live_transcript_finalises_each_utterance_at_its_pause(speech: tuple[Path, float]) -> None:
+    """Two real utterances with a pause between are each heard whole, once, as final text."""
+    clip = load_audio(speech[0])
+    silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    recording = np.concatenate([silence, clip, silence, silence, clip, silence])
+
+    def seconds(audio: np.ndarray) -> str:
+        return f"{len(audio) / SAMPLE_RATE:.1f}"
+
+    live = LiveTranscript(seconds, window_s=20, stride_s=2)
+    for start in range(0, len(recording), SAMPLE_RATE // 2):  # chunks as the page sends them
+        live.add(recording[start : start + SAMPLE_RATE // 2])
+    finals = [float(value) for value in live.finish().split()]
+    assert len(finals) == 2  # one per utterance, not one for the whole recording
+    assert all(speech[1] - 0.5 < value < speech[1] + 1.5 for value in finals), finals
+
+
+def test_live_transcript_overlaps_windows_of_unbroken_speech(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a pause, windows are cut at their length and overlap by the stride; the words the
+    overlap repeats are dropped. Each second of this signal 'says' its own number."""
+    monkeypatch.setattr(live_module, "speech_windows", lambda audio, max_s: None)  # no detector
+    recording = np.repeat(np.arange(11, dtype=np.float32), SAMPLE_RATE)
+
+    def words(audio: np.ndarray) -> str:
+        return " ".join(f"s{int(second)}" for second in dict.fromkeys(audio.tolist()))
+
+    live = LiveTranscript(words, window_s=LIVE_WINDOW_S, stride_s=LIVE_STRIDE_S)
+    live.add(recording[: 6 * SAMPLE_RATE])
+    _wait_text(live, "s0 s1 s2 s3 s4 s5")  # the first window final, the rest tentative
+    assert live.text == "s0 s1 s2 s3 s4 s5"
+    live.add(recording[6 * SAMPLE_RATE :])
+    assert live.finish() == " ".join(f"s{second}" for second in range(11))
+
+
+def test_live_transcript_reports_a_failing_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live_module, "speech_windows", lambda audio, max_s: None)  # no detector
+
+    def broken(audio: np.ndarray) -> str:
+        raise UserError("the model broke")
+
+    live = LiveTranscript(broken, window_s=LIVE_WINDOW_S, stride_s=LIVE_STRIDE_S)
+    live.add(np.ones(SAMPLE_RATE, dtype=np.float32))
+    with pytest.raises(UserError, match="the model broke"):
+        live.finish()
+
+
+@pytest.fixture
+def spoken_clip(speech: tuple[Path, float], tmp_path: Path) -> tuple[Path, float]:
+    """Real speech for the fake microphone: the clip three times with pauses, 16-bit WAV (what
+    Chromium's fake capture device reads)."""
+    clip = load_audio(speech[0])
+    pause = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    recording = np.concatenate([pause, clip, pause, clip, pause, clip, pause])
+    path = tmp_path / "spoken.wav"
+    sf.write(path, recording, SAMPLE_RATE, subtype="PCM_16")
+    return path, len(recording) / SAMPLE_RATE
+
+
+def test_browser_live_microphone_transcript_grows_while_speaking(
+    server: tuple[str, subprocess.Popen[bytes]], spoken_clip: tuple[Path, float], tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, process = server
+    clip, duration = spoken_clip
+    fake_microphone = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={clip}",  # looped: it may start as the page loads
+    ]
+    expect.set_options(timeout=WAIT_MS)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *fake_microphone]
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(WAIT_MS)
+        page.goto(url)
+        expect(page.locator("#model-info")).to_contain_text("Trainable parameters")  # loaded
+        transcript = page.locator("#transcript textarea")
+        live = page.locator("#live")
+        expect(live.locator("select")).to_contain_text("Fake")  # the microphone is found
+        live.get_by_role("button", name=re.compile("record", re.I)).click()
+        started = time.monotonic()
+        expect(live.get_by_role("button", name=re.compile("stop", re.I))).to_be_visible()
+        expect(transcript).not_to_have_value("")
+        heard_after = time.monotonic() - started
+        _screenshot(page, tmp_path, "demo-live.png")
+        assert heard_after < duration, f"first words after {heard_after:.1f} s of {duration:.1f}"
+        assert process.poll() is None
+        browser.close()
+
+
+# ---- limits, workers and temporary files -------------------------------------------------------
+
+
+def _write_seconds(path: Path, seconds: float) -> Path:
+    """Quiet noise of the given length: only its length matters to the limits."""
+    noise = np.random.default_rng(0).normal(0, 0.01, int(seconds * SAMPLE_RATE))
+    sf.write(path, noise.astype(np.float32), SAMPLE_RATE, subtype="PCM_16")
+    return path
+
+
+def test_handler_refuses_audio_over_the_duration_limit(
+    recognizer: Recognizer, tmp_path: Path
+) -> None:
+    import gradio as gr
+
+    long_wav = _write_seconds(tmp_path / "long.wav", MAX_AUDIO_S + 1)
+    with pytest.raises(gr.Error) as caught:
+        transcribe(recognizer, str(long_wav), 1, 8, 30, 5, "")
+    assert caught.value.message == (
+        f"long.wav: {MAX_AUDIO_S + 1} s of audio, over the demo's limit of {MAX_AUDIO_S} s; "
+        "`ta transcribe` takes any length"
+    )
+
+
+def test_http_a_short_request_is_not_held_behind_a_long_one(
+    server: tuple[str, subprocess.Popen[bytes]], speech: tuple[Path, float], tmp_path: Path
+) -> None:
+    """Two workers by default: a short clip is answered while a long one is still transcribed."""
+    from gradio_client import Client, handle_file
+
+    url, _ = server
+    long_clip = tmp_path / "long.wav"
+    clip = load_audio(speech[0])
+    repeats = int(MAX_AUDIO_S * 0.9 * SAMPLE_RATE) // len(clip)  # just under the limit
+    sf.write(long_clip, np.tile(clip, repeats), SAMPLE_RATE)
+    # beams, max new tokens (0: scaled to the audio), chunk length, stride, prompt
+    long_job = Client(url, verbose=False).submit(
+        handle_file(str(long_clip)), 1, 0, 30, 5, "", api_name="/transcribe"
+    )
+    time.sleep(2)  # the long job is being transcribed
+    short_text, _ = Client(url, verbose=False).predict(
+        handle_file(str(speech[0])), 1, 4, 30, 5, "", api_name="/transcribe"
+    )
+    assert short_text.strip()
+    assert not long_job.done(), "the long job ended first: the test proves nothing"
+    long_text, _ = long_job.result(timeout=WAIT_MS / 1000)
+    assert long_text.strip()
+
+
+def test_browser_limits_uploads_and_leaves_no_files_behind(
+    server: tuple[str, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, process = server
+    uploads = tmp_path / "uploads"  # the server's GRADIO_TEMP_DIR
+    too_long = _write_seconds(tmp_path / "too-long.wav", MAX_AUDIO_S + 1)
+    too_big = tmp_path / "too-big.wav"
+    with too_big.open("wb") as file:
+        file.truncate(MAX_UPLOAD_MB * 1024 * 1024 + 1)
+    expect.set_options(timeout=WAIT_MS)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(WAIT_MS)
+        page.goto(url)
+        toast = page.get_by_test_id("toast-body")
+
+        page.locator("#audio input[type=file]").set_input_files(str(too_long))
+        page.locator("#transcribe").click()
+        expect(toast).to_contain_text(f"too-long.wav: {MAX_AUDIO_S + 1} s of audio, over the")
+        toast.get_by_label("Close").click()
+        expect(toast).to_have_count(0)
+        assert [path for path in uploads.rglob("*.wav")]  # the upload is on disk while served
+
+        page.locator("#audio").get_by_label("Clear").click()
+        page.locator("#audio input[type=file]").set_input_files(str(too_big))
+        size = f"{MAX_UPLOAD_MB}.0 Mb"  # in the words of Gradio, which enforces the limit
+        expect(toast).to_contain_text(f'exceed the maximum allowed size of {size}: "too-big.wav"')
+        _screenshot(page, tmp_path, "demo-too-big.png")
+        browser.close()
+    assert process.poll() is None
+    process.terminate()  # as a service manager stops it
+    assert process.wait(timeout=60) == 0
+    assert [path for path in uploads.rglob("*") if path.is_file()] == []

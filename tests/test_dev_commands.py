@@ -59,6 +59,8 @@ def test_doctor_reports_this_machine(tmp_path: Path) -> None:
     for check in ("python", "package torch", "torch threads", "model whisper-tiny.en", "tool sox"):
         assert check in result.stdout
     assert "ta models pull --defaults" in result.stdout  # a fresh cache says how to fill it
+    corpus = tmp_path / "data" / "synth-1h"  # and the corpus `ta train` reads
+    assert f"to fix train data synth-1h: ta data synth --out {corpus} --hours 1" in result.stdout
     assert "all required checks passed" in result.stdout
 
 
@@ -69,7 +71,9 @@ def test_doctor_fails_on_a_missing_required_package(monkeypatch: pytest.MonkeyPa
     assert findings["package numpy"].status == "ok"
     assert findings["package tiny-audio-no-such-package"].status == "missing"
     assert "pip install" in findings["package tiny-audio-no-such-package"].fix
-    assert findings["package ruff-no-such-tool"].status == "warn"
+    assert findings["extra [dev]"].status == "optional"  # an extra is one line, its install
+    assert findings["extra [dev]"].detail == "ruff-no-such-tool (not installed)"
+    assert findings["extra [dev]"].fix == dev.DEV_TOOLS_HINT
     monkeypatch.setattr(dev, "CHECKS", [dev.check_python, dev.check_packages])
     result = CliRunner().invoke(dev.doctor, [])
     assert result.exit_code == 1

@@ -57,7 +57,13 @@ def _is_png(path: Path) -> bool:
 
 def test_high_wer_lists_utterances_at_or_over_threshold(runs: tuple[Path, Path]) -> None:
     run_a, _ = runs
-    _invoke("high-wer", str(run_a), "--threshold", "30")
+    output = _invoke("high-wer", str(run_a), "--threshold", "30")
+    # the findings on the terminal, not only the report's path
+    assert output.splitlines()[1:] == [
+        "  2 of 5 scored utterances have WER ≥ 30%; 0 failed.",
+        "  u5 (100.00%): 'stop' -> 'top'",
+        "  u4 (37.50%): 'turn left at the red door and stop' -> 'turn left at the bed door'",
+    ]
     report = json.loads((run_a / "analysis" / "high_wer.json").read_text())
     # u5 "stop"->"top": 100%; u4 loses "red"->"bed" plus "and stop": 3/9 = 33%; the rest lower
     assert [item["id"] for item in report["items"]] == ["u5", "u4"]
@@ -84,7 +90,8 @@ def test_compare_gives_corpus_wer_insertions_and_buckets(
 ) -> None:
     run_a, run_b = runs
     out = tmp_path / "cmp"
-    _invoke("compare", str(run_a), str(run_b), "-o", str(out))
+    output = _invoke("compare", str(run_a), str(run_b), "-o", str(out))
+    assert "  model-a on set: WER 21.05% (sub 10.53, ins 0.00, del 10.53; n=5)" in output
     data = json.loads((out / "compare.json").read_text())["runs"]
     a, b = data["model-a on set"], data["model-b on set"]
     # model A: u4 red->bed, "and" and "stop" deleted (3 errors), u5 stop->top (1): 4 errors over
@@ -107,7 +114,9 @@ def test_compare_gives_corpus_wer_insertions_and_buckets(
 
 def test_errors_counts_substitution_pairs_insertions_and_deletions(runs: tuple[Path, Path]) -> None:
     _, run_b = runs
-    _invoke("errors", str(run_b), "--top", "5")
+    output = _invoke("errors", str(run_b), "--top", "5")
+    assert "  substituted: microsoft -> soft ×1, $25 -> $20 ×1" in output
+    assert "  deleted: none" in output
     data = json.loads((run_b / "analysis" / "errors.json").read_text())
     assert {"ref": "$25", "hyp": "$20", "count": 1} in data["substitutions"]
     inserted = {item["word"]: item["count"] for item in data["insertions"]}
@@ -172,9 +181,9 @@ def test_compare_ranks_only_runs_that_scored_every_item(
         "model-d on set": "interrupted: its WER covers only the items it reached",
     }
     assert data["not_ranked"] == why
-    assert output.splitlines()[1:] == ["best WER: model-a on set"] + [
-        f"not ranked: {name}: {reason}" for name, reason in why.items()
-    ]
+    assert [line for line in output.splitlines() if not line.startswith(("compared", "  "))] == [
+        "best WER: model-a on set"
+    ] + [f"not ranked: {name}: {reason}" for name, reason in why.items()]
     markdown = (out / "compare.md").read_text()
     assert "| model-c on set | 0 | 5 | — |" in markdown
     assert "1. model-a on set: 21.05%" in markdown

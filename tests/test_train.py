@@ -103,7 +103,10 @@ def test_bad_training_setting_is_one_line_before_training_starts(
 
 
 def test_wandb_key_without_wandb_says_logging_is_off(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    tone_corpus: Path,
 ) -> None:
     import accelerate
     import accelerate.utils
@@ -120,10 +123,12 @@ def test_wandb_key_without_wandb_says_logging_is_off(
     monkeypatch.setattr(accelerate.utils, "is_wandb_available", lambda: False)
     monkeypatch.setenv("WANDB_API_KEY", "a-key")
     with caplog.at_level(logging.WARNING, logger="tiny_audio"), pytest.raises(Started) as started:
-        train(compose([f"training.output_dir={tmp_path}"]))
+        data = [f"data.train=[{{source: {tone_corpus}}}]", f"data.dev={{source: {tone_corpus}}}"]
+        train(compose([f"training.output_dir={tmp_path}", *data]))
     assert started.value.args == (["tensorboard"],)
     assert [record.message for record in caplog.records] == [
-        "WANDB_API_KEY is set but wandb is not installed: W&B logging is off (pip install wandb)"
+        "WANDB_API_KEY is set but wandb is not installed: W&B logging is off "
+        "(pip install 'tiny-audio[wandb]')"
     ]
 
 
@@ -211,7 +216,7 @@ def test_two_process_ddp_trains_and_checkpoints(
     log, _ = process.communicate(timeout=900)
     assert process.returncode == 0, log
     assert [p.name for p in ckpt.checkpoints(output)] == ["checkpoint-2", "checkpoint-4"]
-    assert "2 process(es)" in log and "dev WER" in log, log[-3000:]
+    assert "2 process(es)" in log and "dev WER" in log and "dev loss" in log, log[-3000:]
 
 
 def test_stage_two_starts_from_stage_one(

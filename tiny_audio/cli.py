@@ -4,6 +4,7 @@ only when it runs, so `ta --help` stays fast and one broken optional part cannot
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -41,8 +42,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tiny_audio.evaluate.cli:bench_command",
         "Speed and memory: tiny-audio vs faster-whisper.",
     ),
+    "bench-words": (
+        "tiny_audio.evaluate.word_timing:bench_words_command",
+        "Word-time error at known clip boundaries: ours vs faster-whisper.",
+    ),
+    "bench-long": (
+        "tiny_audio.evaluate.long_form:bench_long_command",
+        "A long recording of real clips: windows at pauses vs fixed.",
+    ),
 }
 ALIASES: dict[str, str] = {"runpod": "remote"}
+QUIET_LOADING = "HF_HUB_DISABLE_PROGRESS_BARS"
 
 
 class LazyGroup(click.Group):
@@ -83,6 +93,9 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="tiny-audio")
 def cli() -> None:
     """tiny-audio: train, evaluate, inspect, demo and publish your own speech recognizer."""
+    # No "Loading weights" bar from transformers on every model load (it reads this when first
+    # imported, after this line); HF_HUB_DISABLE_PROGRESS_BARS=0 brings the bars back.
+    os.environ.setdefault(QUIET_LOADING, "1")
 
 
 def main() -> None:

@@ -111,9 +111,13 @@ def batches(items: list[Any], size: int) -> list[list[Any]]:
 
 
 def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    """A table that folds long names onto more lines where the terminal is narrow: rows whose
+    names share a long prefix must not all be cut to it."""
     table = Table(title=title)
     for column in columns:
-        table.add_column(column, justify="left" if column == columns[0] else "right")
+        table.add_column(
+            column, justify="left" if column == columns[0] else "right", overflow="fold"
+        )
     for row in rows:
         table.add_row(
             *(f"{value:.4g}" if isinstance(value, float) else str(value) for value in row)
@@ -277,14 +281,18 @@ def effective_rank(matrix: torch.Tensor) -> float:
     return float(torch.exp(-(p * p.clamp(min=1e-30).log()).sum()))
 
 
+PEFT_WRAPPERS = ".base_model.model."  # PeftModel -> LoraModel -> the wrapped model
+
+
 def lora_updates(model: Any) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Module name -> (scaling * B @ A, the frozen base weight) for every LoRA layer."""
+    """Module name (without PEFT's wrappers: decoder.model.layers.0.self_attn.q_proj) ->
+    (scaling * B @ A, the frozen base weight) for every LoRA layer."""
     updates = {}
     for name, module in model.named_modules():
         if hasattr(module, "lora_A") and "default" in getattr(module, "lora_A", {}):
             a, b = module.lora_A["default"].weight, module.lora_B["default"].weight
             delta = module.scaling["default"] * (b @ a)
-            updates[name] = (
+            updates[name.replace(PEFT_WRAPPERS, ".")] = (
                 delta.detach().float(),
                 module.get_base_layer().weight.detach().float(),
             )
@@ -413,8 +421,9 @@ def projector_rms(model: Any, waves: list[np.ndarray]) -> float:
 @json_option
 def check_model(model: str, dataset: str, split: str, limit: int, json_path: str | None) -> None:
     """Scale of MODEL's audio embeddings against the LLM's own token embeddings."""
+    waves = [wave for wave, _ in load_clips(dataset, split, limit)]  # a missing corpus: at once
     loaded = open_model(model)
-    audio = projector_rms(loaded, [wave for wave, _ in load_clips(dataset, split, limit)])
+    audio = projector_rms(loaded, waves)
     embeddings = loaded.decoder.get_input_embeddings().weight.float()
     text = float(embeddings.pow(2).mean().sqrt())
     ratio = audio / text

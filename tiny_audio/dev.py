@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+from packaging.requirements import Requirement
 from rich.console import Console
 from rich.table import Table
 
 from tiny_audio.errors import UserError
+from tiny_audio.extras import DISTRIBUTION, install_command
 
-DISTRIBUTION = "tiny-audio"
 SOURCES = ["tiny_audio", "tests"]
 # step -> commands, each run as `python -m TOOL ARGS...` in the checkout.
 STEPS: dict[str, list[list[str]]] = {
@@ -139,32 +140,90 @@ def check_python() -> list[Finding]:
     return [Finding("python", "missing", f"{version}, needs {required}", f"use Python {required}")]
 
 
-def check_packages() -> list[Finding]:
-    from packaging.requirements import Requirement
-
+def _importable_modules() -> dict[str, list[str]]:
+    """Normalized distribution name -> the top-level modules it installs."""
     modules_of: dict[str, list[str]] = {}
     for module, distributions in importlib.metadata.packages_distributions().items():
         for distribution in distributions:
             modules_of.setdefault(_normalize(distribution), []).append(module)
+    return modules_of
+
+
+def _problem(requirement: Requirement, modules_of: dict[str, list[str]]) -> str | None:
+    """What is wrong with an installed requirement ("not installed", a wrong version), or None."""
+    try:
+        version = importlib.metadata.version(requirement.name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+    modules = modules_of.get(_normalize(requirement.name), [])
+    if not any(importlib.util.find_spec(module) for module in modules):
+        return f"{version} installed but not importable"
+    if not requirement.specifier.contains(version, prereleases=True):
+        return f"{version}, needs {requirement.specifier}"
+    return None
+
+
+def _extra_status(extra: str) -> str:
+    """How much a missing extra matters here: training's, and W&B's once its key is set, warn."""
+    if extra == "train" or (extra == "wandb" and os.environ.get("WANDB_API_KEY")):
+        return "warn"
+    return "optional"
+
+
+def check_packages() -> list[Finding]:
+    """Each core requirement, then each extra as a whole: one line, one install command."""
+    modules_of = _importable_modules()
+    extras: dict[str, list[str]] = {}
     findings = []
     for line in importlib.metadata.requires(DISTRIBUTION) or []:
         requirement = Requirement(line)
-        optional = requirement.marker is not None  # only the dev extra has a marker
-        absent = "warn" if optional else "missing"
-        fix = DEV_TOOLS_HINT if optional else f"pip install '{requirement}'"
-        name = f"package {requirement.name}"
-        try:
-            version = importlib.metadata.version(requirement.name)
-        except importlib.metadata.PackageNotFoundError:
-            findings.append(Finding(name, absent, "not installed", fix))
+        if requirement.marker is None:
+            problem = _problem(requirement, modules_of)
+            name = f"package {requirement.name}"
+            findings.append(
+                Finding(name, "missing", problem, f"pip install '{requirement}'")
+                if problem
+                else Finding(name, "ok", importlib.metadata.version(requirement.name))
+            )
             continue
-        modules = modules_of.get(_normalize(requirement.name), [])
-        if not any(importlib.util.find_spec(module) for module in modules):
-            findings.append(Finding(name, absent, f"{version} installed but not importable", fix))
-        elif not requirement.specifier.contains(version, prereleases=True):
-            findings.append(Finding(name, absent, f"{version}, needs {requirement.specifier}", fix))
-        else:
-            findings.append(Finding(name, "ok", version))
+        if _normalize(requirement.name) == DISTRIBUTION:  # [all] names the other extras
+            continue
+        for extra in importlib.metadata.metadata(DISTRIBUTION).get_all("Provides-Extra") or []:
+            if requirement.marker.evaluate({"extra": extra}):
+                problem = _problem(requirement, modules_of)
+                extras.setdefault(extra, [])
+                if problem:
+                    extras[extra].append(f"{requirement.name} ({problem})")
+    for extra, problems in extras.items():
+        fix = DEV_TOOLS_HINT if extra == "dev" else install_command(extra)
+        findings.append(
+            Finding(f"extra [{extra}]", _extra_status(extra), "; ".join(problems), fix)
+            if problems
+            else Finding(f"extra [{extra}]", "ok", "installed")
+        )
+    return findings
+
+
+def check_training_data() -> list[Finding]:
+    """The corpora `ta train` (the base config, which +experiments=mlp keeps) reads."""
+    if importlib.util.find_spec("hydra") is None:  # the [train] extra's line says what to do
+        return []
+    from tiny_audio.data.sources import missing_data, source_specs
+    from tiny_audio.train.main import compose
+
+    data = compose([]).data
+    findings = []
+    for split, specs in (("train", data.train), ("dev", data.dev)):
+        for spec in source_specs(specs):
+            name = f"{split} data {Path(str(spec['source'])).parent.name or spec['source']}"
+            missing = missing_data(str(spec["source"]), spec.get("split", split))
+            findings.append(
+                Finding(
+                    name, "warn", f"{missing.missing} is missing (ta train reads it)", missing.fix
+                )
+                if missing
+                else Finding(name, "ok", str(spec["source"]))
+            )
     return findings
 
 
@@ -248,21 +307,27 @@ CHECKS: list[Callable[[], list[Finding]]] = [
     check_packages,
     check_torch,
     check_cache,
+    check_training_data,
     check_system_tools,
 ]
 
 
 @click.command()
 def doctor() -> None:
-    """Check Python, packages, cached models and system tools; print what to fix."""
+    """Check Python, packages, cached models, training data and system tools; say what to fix."""
     findings = [finding for check in CHECKS for finding in check()]
     table = Table("check", "status", "detail", "fix")
+    for column in table.columns:
+        column.overflow = "fold"  # a path or command is cut nowhere, only wrapped
     for finding in findings:
         style = STATUS_STYLES[finding.status]
         table.add_row(
             finding.check, f"[{style}]{finding.status}[/{style}]", finding.detail, finding.fix
         )
     console.print(table)
+    problems = [f for f in findings if f.status in ("missing", "warn") and f.fix]
+    for finding in problems:  # one line each, never wrapped: copy the command and run it
+        click.echo(f"to fix {finding.check}: {finding.fix}")
     missing = [finding.check for finding in findings if finding.status == "missing"]
     warnings = sum(finding.status == "warn" for finding in findings)
     if missing:

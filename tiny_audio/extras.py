@@ -9,8 +9,7 @@ import importlib.util
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tiny_audio.dev import DISTRIBUTION
-
+DISTRIBUTION = "tiny-audio"
 # Top-level import names that are not their distribution's name.
 DISTRIBUTIONS = {"hydra": "hydra-core", "piper": "piper-tts", "hibari": "hibari-tts"}
 
@@ -31,6 +30,11 @@ def extras_providing(module: str) -> list[str]:
     return found
 
 
+def install_command(extra: str) -> str:
+    """The command that installs one extra of tiny-audio."""
+    return f"pip install '{DISTRIBUTION}[{extra}]'"
+
+
 def missing_extra(error: ModuleNotFoundError) -> str | None:
     """One line naming the extra to install for a package an extra provides; None for others."""
     module = (error.name or "").partition(".")[0]
@@ -41,4 +45,4 @@ def missing_extra(error: ModuleNotFoundError) -> str | None:
         return None
     first, *others = extras
     alternatives = f" (or {', '.join(f'[{extra}]' for extra in others)})" if others else ""
-    return f"{module} is not installed: pip install '{DISTRIBUTION}[{first}]'{alternatives}"
+    return f"{module} is not installed: {install_command(first)}{alternatives}"

@@ -25,6 +25,13 @@ model_option = click.option(
     show_default=True,
     help="Model directory, zoo name, Hub id or peer.",
 )
+# The accurate, slower path of tiny-audio models, beside the default fast one.
+fp32_option = click.option(
+    "--fp32",
+    is_flag=True,
+    help="Run a tiny-audio model in its exact training form (LoRA unmerged, fp32 PyTorch "
+    "encoder) instead of the fast one (LoRA merged, CTranslate2 int8 encoder).",
+)
 
 
 class Recognizer(Protocol):
@@ -76,7 +83,8 @@ def _import(target: str) -> Any:
     return obj
 
 
-def load_recognizer(name: str, **kwargs: Any) -> Recognizer:
+def load_recognizer(name: str, fast: bool = True, **kwargs: Any) -> Recognizer:
+    """`fast=False` keeps a tiny-audio model in the exact fp32 form it trains in (slower)."""
     peer, _, variant = name.partition(":")
     if peer in PEERS:
         return _import(PEERS[peer])(variant, **kwargs)
@@ -94,4 +102,6 @@ def load_recognizer(name: str, **kwargs: Any) -> Recognizer:
     if model_type not in FAMILIES:
         known = ", ".join(sorted(FAMILIES))
         raise UserError(f"{name}: model_type {model_type!r} is not one of {known}")
+    if model_type == "tiny_audio":
+        kwargs["fast"] = fast
     return _import(FAMILIES[model_type])(str(directory), **kwargs)

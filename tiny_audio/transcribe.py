@@ -1,5 +1,6 @@
-"""`ta transcribe`: files and folders in, text (or JSON, or SRT subtitles) out; a bad file is
-reported and skipped. With -o each transcript is written as soon as it is made."""
+"""`ta transcribe`: files and folders in, text (or JSON, or SRT / WebVTT subtitles) out, with
+word times when asked; a bad file is reported and skipped. With -o each transcript is written
+as soon as it is made."""
 
 from __future__ import annotations
 
@@ -9,16 +10,28 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tiny_audio.audio import AudioError, AudioWarning, duration_seconds, load_audio
 from tiny_audio.errors import UserError
-from tiny_audio.recognizer import model_option
+from tiny_audio.recognizer import fp32_option, model_option
+from tiny_audio.subtitles import (
+    DEFAULT_WORDS_PER_CUE,
+    Cue,
+    cues_from_segments,
+    cues_from_words,
+    to_srt,
+    to_timed_lines,
+    to_vtt,
+)
+
+if TYPE_CHECKING:
+    from tiny_audio.timestamps import Timed
 
 # Shorter windows hold no whole word, and an hour would take thousands of decoder calls.
 MIN_CHUNK_SECONDS = 1.0
@@ -30,20 +43,25 @@ class Skipped:
     reason: str
 
 
-def srt_time(seconds: float) -> str:
-    millis = round(seconds * 1000)
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    secs, millis = divmod(millis, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d},{millis:03d}"
+@dataclass
+class Transcript:
+    file: str
+    duration: float
+    timed: Timed
 
+    def as_dict(self) -> dict[str, Any]:
+        words = self.timed.words
+        return {
+            "file": self.file,
+            "text": self.timed.text,
+            "duration": self.duration,
+            "segments": [vars(segment) for segment in self.timed.segments],
+        } | ({} if words is None else {"words": [vars(word) for word in words]})
 
-def to_srt(segments: list[dict[str, Any]]) -> str:
-    blocks = [
-        f"{i}\n{srt_time(s['start'])} --> {srt_time(s['end'])}\n{s['text']}\n"
-        for i, s in enumerate((s for s in segments if s["text"]), start=1)
-    ]
-    return "\n".join(blocks)
+    def cues(self, words_per_cue: int) -> list[Cue]:
+        if self.timed.words is None:
+            return cues_from_segments(self.timed.segments)
+        return cues_from_words(self.timed.words, words_per_cue)
 
 
 def expand_inputs(arguments: list[str]) -> tuple[list[str], list[Skipped]]:
@@ -85,13 +103,18 @@ def output_paths(files: list[str], output_dir: Path, output_format: str) -> dict
 
 
 def transcribe_files(
-    recognizer: Any, files: list[str], batch_size: int, options: dict[str, Any]
-) -> Iterator[dict[str, Any] | Skipped]:
-    """Each readable file's result, or why a file was skipped, batch by batch as they are made.
-    A warning about a file (cut short, say) is printed as one line."""
+    recognizer: Any,
+    files: list[str],
+    batch_size: int,
+    options: dict[str, Any],
+    word_timestamps: bool = False,
+) -> Iterator[Transcript | Skipped]:
+    """Each readable file's transcript, or why a file was skipped, batch by batch as they are
+    made. A warning about a file (cut short, say) is printed as one line."""
     from rich.progress import Progress
 
-    segmenter = getattr(recognizer, "transcribe_segments", None)
+    from tiny_audio.timestamps import transcribe_timed
+
     with Progress(transient=True, console=_stderr_console()) as progress:
         task = progress.add_task("transcribing", total=len(files))
         for start in range(0, len(files), batch_size):
@@ -109,23 +132,10 @@ def transcribe_files(
                     click.echo(f"warning: {warning.message}", err=True)
             if not waves:
                 continue
-            if segmenter is not None:
-                per_clip = segmenter(waves, batch_size=batch_size, **options)
-                segments = [[vars(s) for s in clip] for clip in per_clip]
-            else:
-                texts = recognizer.transcribe(waves, **options)
-                segments = [
-                    [{"start": 0.0, "end": duration_seconds(w), "text": t}]
-                    for w, t in zip(waves, texts)
-                ]
-            for name, wave, clip_segments in zip(names, waves, segments):
+            timed = transcribe_timed(recognizer, waves, batch_size, word_timestamps, **options)
+            for name, wave, clip in zip(names, waves, timed):
                 progress.advance(task)
-                yield {
-                    "file": name,
-                    "text": " ".join(s["text"] for s in clip_segments if s["text"]),
-                    "duration": duration_seconds(wave),
-                    "segments": clip_segments,
-                }
+                yield Transcript(name, duration_seconds(wave), clip)
 
 
 def write_output(path: Path, text: str, written: int, total: int) -> None:
@@ -149,16 +159,26 @@ def _stderr_console() -> Any:
     return Console(stderr=True)
 
 
-FORMATTERS = {
-    "text": lambda result: result["text"] + "\n",
-    "json": lambda result: json.dumps(result, ensure_ascii=False) + "\n",
-    "srt": lambda result: to_srt(result["segments"]),
+def as_text(transcript: Transcript, words_per_cue: int) -> str:
+    """The transcript, or with word times one "[start --> end] words" line per cue."""
+    if transcript.timed.words is None:
+        return transcript.timed.text + "\n"
+    return to_timed_lines(transcript.cues(words_per_cue))
+
+
+# --format -> the file's text, given the transcript and the words per cue.
+FORMATTERS: dict[str, Callable[[Transcript, int], str]] = {
+    "text": as_text,
+    "json": lambda t, _: json.dumps(t.as_dict(), ensure_ascii=False) + "\n",
+    "srt": lambda t, n: to_srt(t.cues(n)),
+    "vtt": lambda t, n: to_vtt(t.cues(n)),
 }
 
 
 @click.command("transcribe")
 @click.argument("files", nargs=-1, required=True)
 @model_option
+@fp32_option
 @click.option("--num-beams", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option(
     "--max-new-tokens",
@@ -192,12 +212,25 @@ FORMATTERS = {
     default="text",
     show_default=True,
 )
+@click.option(
+    "--word-timestamps",
+    is_flag=True,
+    help="Time every word: subtitle cues of a few words, words in JSON, timed text lines.",
+)
+@click.option(
+    "--words-per-cue",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Most words in one subtitle cue or text line (with --word-timestamps; default "
+    f"{DEFAULT_WORDS_PER_CUE}).",
+)
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write OUTPUT_DIR/<input path below the inputs' common folder>.<format> per "
               "input instead of printing.")  # fmt: skip
 def transcribe_command(
     files: tuple[str, ...],
     model: str,
+    fp32: bool,
     num_beams: int,
     max_new_tokens: int | None,
     chunk_length_s: float | None,
@@ -206,6 +239,8 @@ def transcribe_command(
     batch_size: int,
     prompt: str | None,
     output_format: str,
+    word_timestamps: bool,
+    words_per_cue: int | None,
     output_dir: Path | None,
 ) -> None:
     """Transcribe audio FILES (wav, flac, ogg, mp3; any rate; mono or stereo); a folder stands
@@ -219,10 +254,12 @@ def transcribe_command(
             f"{stride_length_s:g} s is more than half of --chunk-length-s {chunk_length_s:g}",
             param_hint="'--stride-length-s'",
         )
+    if words_per_cue is not None and not word_timestamps:
+        raise click.BadParameter("needs --word-timestamps", param_hint="'--words-per-cue'")
     from tiny_audio.recognizer import load_recognizer
 
     inputs, empty_folders = expand_inputs(list(files))
-    recognizer = load_recognizer(model)
+    recognizer = load_recognizer(model, fast=not fp32)
     given = {
         "max_new_tokens": max_new_tokens,
         "chunk_length_s": chunk_length_s,
@@ -234,18 +271,22 @@ def transcribe_command(
     formatter = FORMATTERS[output_format]
     outputs = output_paths(inputs, output_dir, output_format) if output_dir else {}
     written, skipped = 0, 0
-    results = transcribe_files(recognizer, inputs, batch_size, options)
+    cue_words = words_per_cue or DEFAULT_WORDS_PER_CUE
+    results = transcribe_files(recognizer, inputs, batch_size, options, word_timestamps)
     for result in itertools.chain(empty_folders, results):
         if isinstance(result, Skipped):
             skipped += 1
             click.echo(f"skipped {result.file}: {result.reason}", err=True)
-        elif output_dir is not None:
-            write_output(outputs[result["file"]], formatter(result), written, len(inputs))
+            continue
+        body = formatter(result, cue_words)
+        if output_dir is not None:
+            write_output(outputs[result.file], body, written, len(inputs))
             written += 1
-            click.echo(f"{result['file']} -> {outputs[result['file']]}")
+            click.echo(f"{result.file} -> {outputs[result.file]}")
         elif output_format == "text" and len(inputs) > 1:
-            click.echo(f"{result['file']}: {result['text']}")
+            # The name on a line of its own above timed lines, else before the text.
+            click.echo(f"{result.file}:" + ("\n" if word_timestamps else " ") + body, nl=False)
         else:
-            click.echo(formatter(result), nl=False)
+            click.echo(body, nl=False)
     if skipped:
         sys.exit(1)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tiny_audio.data.corpora import RECIPES, SYNTH_RECIPE, fix_phrase, recipe
 from tiny_audio.data.manifest import Utterance, iter_manifest
 from tiny_audio.errors import UserError
 
@@ -40,10 +41,33 @@ SPLIT_ALIASES = {
 SKIPPED_TEXTS = {"ignore_time_segment_in_scoring", ""}
 
 
+class MissingData(UserError):
+    """A corpus that is not there yet; `fix` is what builds it."""
+
+    def __init__(self, missing: Path, fix: str) -> None:
+        super().__init__(f"{missing} is missing: {fix_phrase(fix)}")
+        self.missing, self.fix = missing, fix
+
+
 def load_source(
     name: str, split: str = "test", max_samples: int | None = None
 ) -> Iterator[Utterance]:
     return itertools.islice(_open(name, split), max_samples)
+
+
+def missing_data(name: str, split: str) -> MissingData | None:
+    """Why a source cannot be read yet, found without reading it; None for one that is there,
+    `real` (built on first use) and Hub datasets (streamed)."""
+    if name.partition(":")[0] == "real":
+        return None
+    try:
+        _open(name, split)
+    except MissingData as error:
+        return error
+    return None
+
+
+SPEC_KEYS = ("source", "split", "max_samples")  # what a data.train or data.dev entry may hold
 
 
 def source_specs(value: Any) -> list[dict[str, Any]]:
@@ -67,6 +91,9 @@ def _open(name: str, split: str) -> Iterator[Utterance]:
         return iter_manifest(path)
     if path.is_dir():
         return _folder(path, split)
+    fix = recipe(path.absolute(), data_home())
+    if fix:  # a corpus a preset names in the data folder, not built yet
+        raise MissingData(path, fix)
     known = ", ".join([*NAMED, *HUB_DATASETS])
     raise UserError(f"unknown data source {name!r}: not a file, folder or known name ({known})")
 
@@ -100,8 +127,8 @@ def _synth(folder: str, split: str) -> Iterator[Utterance]:
         directory = data_home() / directory
     manifest = directory / f"{split}.jsonl"
     if not manifest.is_file():
-        raise UserError(
-            f"{manifest} is missing: run `ta data synth --out {manifest.parent} --hours 1`"
+        raise MissingData(
+            manifest, recipe(manifest, data_home()) or SYNTH_RECIPE.format(folder=directory)
         )
     return iter_manifest(manifest)
 
@@ -116,7 +143,7 @@ def _games(game: str, split: str) -> Iterator[Utterance]:
         raise UserError(f"no game {game!r} (known: {', '.join(GAMES)})")
     chosen = [game] if game else built
     if not chosen or any(name not in built for name in chosen):
-        raise UserError(f"{folder / (game or '*') / split}.jsonl is missing: run `ta data games`")
+        raise MissingData(folder / (game or "*") / f"{split}.jsonl", RECIPES["games"])
     return itertools.chain.from_iterable(
         iter_manifest(folder / name / f"{split}.jsonl") for name in chosen
     )

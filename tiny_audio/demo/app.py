@@ -7,11 +7,15 @@ from __future__ import annotations
 import functools
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from tiny_audio.demo.limits import MAX_AUDIO_S, MAX_UPLOAD_MB, check_duration
+from tiny_audio.demo.live import LiveTranscript
+from tiny_audio.demo.serving import private_upload_folder
 from tiny_audio.errors import UserError
 from tiny_audio.recognizer import model_option
 
@@ -100,11 +104,15 @@ def transcribe(
     chunk_length_s: float,
     stride_length_s: float,
     prompt: str | None,
+    word_timestamps: bool = False,
 ) -> tuple[str, str]:
-    """(transcript, timing) for one file; unusable audio becomes a message on the page."""
+    """(transcript, timing) for one file, the transcript as timed lines of a few words each
+    with `word_timestamps`; unusable audio becomes a message on the page."""
     import gradio as gr
 
     from tiny_audio.audio import duration_seconds, load_audio
+    from tiny_audio.subtitles import DEFAULT_WORDS_PER_CUE, cues_from_words, to_timed_lines
+    from tiny_audio.timestamps import transcribe_timed
 
     if not path:
         raise gr.Error("Upload or record some audio first.", print_exception=False)
@@ -112,17 +120,66 @@ def transcribe(
         recognizer, num_beams, max_new_tokens, chunk_length_s, stride_length_s, prompt
     )
     try:
+        check_duration(path)
         waveform = load_audio(path)
         start = time.perf_counter()
-        text = recognizer.transcribe([waveform], **options)[0]
+        timed = transcribe_timed(recognizer, [waveform], 1, word_timestamps, **options)[0]
     except UserError as error:
         raise gr.Error(page_message(error, path), print_exception=False) from None
     seconds = time.perf_counter() - start
+    text = (
+        timed.text
+        if timed.words is None
+        else to_timed_lines(cues_from_words(timed.words, DEFAULT_WORDS_PER_CUE))
+    )
     audio_seconds = duration_seconds(waveform)
     timing = (
         f"{audio_seconds:.1f} s of audio in {seconds:.2f} s (RTFx {audio_seconds / seconds:.1f})"
     )
     return text, timing
+
+
+def hear_live(
+    recognizer: Recognizer,
+    chunk: str | None,
+    live: LiveTranscript | None,
+    num_beams: float,
+    max_new_tokens: float,
+    chunk_length_s: float,
+    stride_length_s: float,
+    prompt: str | None,
+) -> tuple[str, LiveTranscript | None]:
+    """One streamed chunk of the microphone, queued for the model: (transcript so far, state)."""
+    import gradio as gr
+
+    from tiny_audio.audio import AudioWarning, load_audio
+
+    try:
+        if chunk is not None:
+            try:
+                with warnings.catch_warnings():  # a streamed chunk's header gives no true length
+                    warnings.simplefilter("ignore", AudioWarning)
+                    audio = load_audio(chunk)
+            finally:
+                Path(chunk).unlink(missing_ok=True)  # heard once, never kept on disk
+            if live is None:  # the recording's first chunk: its settings hold to its end
+                options = decoding_options(
+                    recognizer, num_beams, max_new_tokens, chunk_length_s, stride_length_s, prompt
+                )
+                live = LiveTranscript(
+                    lambda window: recognizer.transcribe([window], **options)[0],
+                    chunk_length_s,
+                    stride_length_s,
+                )
+            live.add(audio)
+        return (live.text if live else ""), live
+    except UserError as error:
+        raise gr.Error(page_message(error, chunk or ""), print_exception=False) from None
+
+
+def finish_live(live: LiveTranscript | None) -> str:
+    """The recording stopped: everything heard, the last words made final."""
+    return live.finish() if live else ""
 
 
 def build_app(recognizer: Recognizer) -> gr.Blocks:
@@ -135,7 +192,10 @@ def build_app(recognizer: Recognizer) -> gr.Blocks:
     clips = example_clips()
     hint = "" if clips else " `ta data real` adds example clips here."
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
-        gr.Markdown(f"# {TITLE}\nUpload or record speech, then press **Transcribe**.{hint}")
+        gr.Markdown(
+            f"# {TITLE}\nUpload or record speech, then press **Transcribe**, or speak into the "
+            f"live microphone and watch the transcript grow.{hint}"
+        )
         with gr.Row():
             with gr.Column():
                 audio = gr.Audio(
@@ -147,6 +207,17 @@ def build_app(recognizer: Recognizer) -> gr.Blocks:
                 if clips:
                     gr.Examples([[clip] for clip in clips], [audio], label="Example clips")
                 button = gr.Button("Transcribe", variant="primary", elem_id="transcribe")
+                word_timestamps = gr.Checkbox(
+                    label="Word timestamps", value=False, elem_id="word-timestamps"
+                )
+                live_audio = gr.Audio(
+                    sources=["microphone"],
+                    streaming=True,
+                    type="filepath",
+                    label=f"Live microphone (up to {MAX_AUDIO_S // 60} minutes)",
+                    elem_id="live",
+                )
+                live = gr.State(None)
                 prompt = gr.Textbox(
                     label="Context prompt",
                     placeholder="Optional: names or words to expect",
@@ -180,10 +251,22 @@ def build_app(recognizer: Recognizer) -> gr.Blocks:
         inputs = [audio, num_beams, max_new_tokens, chunk_length_s, stride_length_s, prompt]
         button.click(
             functools.partial(transcribe, recognizer),
-            inputs,
+            [*inputs, word_timestamps],
             [transcript, timing],
             api_name="transcribe",
         )
+        live_audio.start_recording(
+            lambda: (None, "", ""), None, [live, transcript, timing], queue=False
+        )
+        live_audio.stream(
+            functools.partial(hear_live, recognizer),
+            [live_audio, live, *inputs[1:]],
+            [transcript, live],
+            time_limit=MAX_AUDIO_S,
+            show_progress="hidden",
+            api_name=False,
+        )
+        live_audio.stop_recording(finish_live, live, transcript, show_progress="hidden")
         # A new recording makes the previous result stale.
         audio.change(
             lambda: ("", ""), None, [transcript, timing], queue=False, show_progress="hidden"
@@ -201,7 +284,15 @@ def build_app(recognizer: Recognizer) -> gr.Blocks:
     help="Address to serve on (0.0.0.0: the local network).",
 )
 @click.option("--share", is_flag=True, help="Also serve a temporary public gradio.live link.")  # fmt: skip
-def demo(model: str, port: int, host: str, share: bool) -> None:
+@click.option(
+    "-w",
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Transcriptions (and live recordings) served at once; the rest wait in line.",
+)
+def demo(model: str, port: int, host: str, share: bool, workers: int) -> None:
     """Launch a web page to upload or record speech and read the transcript."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline first
     from rich.console import Console
@@ -210,11 +301,16 @@ def demo(model: str, port: int, host: str, share: bool) -> None:
 
     with Console(stderr=True).status(f"loading {model}"):
         recognizer = load_recognizer(model)
-    app = build_app(recognizer)
     try:
-        app.queue(default_concurrency_limit=1).launch(
-            server_name=host, server_port=port, share=share, show_error=True
-        )
+        with private_upload_folder():
+            app = build_app(recognizer)
+            app.queue(default_concurrency_limit=workers).launch(
+                server_name=host,
+                server_port=port,
+                share=share,
+                show_error=True,
+                max_file_size=f"{MAX_UPLOAD_MB}mb",
+            )
     except OSError as error:  # the port is taken or the address is not ours
         reason = str(error).split(". ")[0]  # Gradio goes on about its own launch() arguments
         raise UserError(f"cannot serve on {host}:{port} ({reason}); try another --port") from None

@@ -31,6 +31,7 @@ DURATION_BUCKETS: list[tuple[float, str]] = [
     (2, "<2 s"), (5, "2-5 s"), (10, "5-10 s"), (20, "10-20 s"), (30, "20-30 s"), (math.inf, "30+ s"),
 ]  # fmt: skip
 NUMBER_LABELS = {"CARDINAL", "ORDINAL", "MONEY", "PERCENT", "QUANTITY", "DATE", "TIME"}
+SHOWN = 5  # worst utterances, top errors and entity types printed; the report has them all
 
 
 @dataclass
@@ -43,6 +44,15 @@ class Run:
     @property
     def scored(self) -> list[dict[str, Any]]:
         return [p for p in self.predictions if not p.get("error")]
+
+
+@dataclass
+class Report:
+    """An analysis written to `path` (Markdown, beside its JSON and charts), and its main findings
+    as lines for the terminal."""
+
+    path: Path
+    findings: list[str]
 
 
 def load_runs(paths: Iterable[str | Path]) -> list[Run]:
@@ -141,7 +151,7 @@ def _write(out_dir: Path, stem: str, markdown: str, data: dict[str, Any]) -> Pat
 # ---------------------------------------------------------------- high-wer
 
 
-def high_wer(run: Run, out_dir: Path, threshold: float = 30.0) -> Path:
+def high_wer(run: Run, out_dir: Path, threshold: float = 30.0) -> Report:
     """Utterances whose WER (percent) is at or above `threshold`, worst first."""
     scored = run.scored
     worst = sorted((p for p in scored if 100 * p["wer"] >= threshold), key=lambda p: -p["wer"])
@@ -169,11 +179,14 @@ def high_wer(run: Run, out_dir: Path, threshold: float = 30.0) -> Path:
         "WER %",
     )
     rows = [[p["id"], p.get("source", ""), _percent(p["wer"]), p["ref"], p["hyp"]] for p in worst]
+    headline = (
+        f"{len(worst)} of {len(scored)} scored utterances have WER ≥ {threshold:g}%; "
+        f"{len(failed)} failed."
+    )
     markdown = "\n\n".join(
         [
             f"# High-WER utterances: {run.name}",
-            f"{len(worst)} of {len(scored)} scored utterances have WER ≥ {threshold:g}%; "
-            f"{len(failed)} failed.",
+            headline,
             f"![per-utterance WER]({plot.name})",
             _markdown_table(["id", "slice", "WER %", "reference", "hypothesis"], rows),
         ]
@@ -183,13 +196,14 @@ def high_wer(run: Run, out_dir: Path, threshold: float = 30.0) -> Path:
             else []
         )
     )
-    return _write(out_dir, "high_wer", markdown, data)
+    shown = [f"{p['id']} ({_percent(p['wer'])}%): {p['ref']!r} -> {p['hyp']!r}" for p in worst]
+    return Report(_write(out_dir, "high_wer", markdown, data), [headline, *shown[:SHOWN]])
 
 
 # ---------------------------------------------------------------- compare
 
 
-def compare(runs: list[Run], out_dir: Path) -> Path:
+def compare(runs: list[Run], out_dir: Path) -> Report:
     """Corpus WER, insertion rate (a hallucination signal), WER by reference length, by duration
     and per slice, for each run side by side."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -259,7 +273,12 @@ def compare(runs: list[Run], out_dir: Path) -> Path:
     sections += ["## Error types", f"![error types]({plot.name})"]
     slices = sorted({s for n in names for s in data["runs"][n]["by_slice"]})
     sections += ["## WER per slice", _bucket_table(data["runs"], "by_slice", slices)]
-    return _write(out_dir, "compare", "\n\n".join(sections), data)
+    findings = [
+        f"{name}: WER {_percent(o['wer'])}% (sub {_percent(o['substitution_rate'])}, ins "
+        f"{_percent(o['insertion_rate'])}, del {_percent(o['deletion_rate'])}; n={o['n']})"
+        for name, o in ((name, data["runs"][name]["overall"]) for name in names)
+    ]
+    return Report(_write(out_dir, "compare", "\n\n".join(sections), data), findings)
 
 
 def rank(runs: list[Run]) -> tuple[list[str], dict[str, str]]:
@@ -333,7 +352,7 @@ def _bucket_table(runs: dict[str, Any], key: str, labels: list[str]) -> str:
 # ---------------------------------------------------------------- errors
 
 
-def errors(run: Run, out_dir: Path, top: int = 20) -> Path:
+def errors(run: Run, out_dir: Path, top: int = 20) -> Report:
     """The most frequent substitution pairs, inserted words and deleted words."""
     out_dir.mkdir(parents=True, exist_ok=True)
     substitutions: Counter[tuple[str, str]] = Counter()
@@ -363,6 +382,11 @@ def errors(run: Run, out_dir: Path, top: int = 20) -> Path:
         "deletions": [{"word": w, "count": c} for w, c in deletions.most_common(top)],
     }
     totals = data["totals"]
+    headline = (
+        f"{totals['substitutions']} substitutions, {totals['insertions']} insertions and "
+        f"{totals['deletions']} deletions over {totals['reference_words']} reference words "
+        f"(WER {_percent(figures['wer'])}%)."
+    )
     types_plot = plots.stacked_bars(
         out_dir / "error_types.png",
         [run.name],
@@ -372,9 +396,7 @@ def errors(run: Run, out_dir: Path, top: int = 20) -> Path:
     )
     sections = [
         f"# Word errors: {run.name}",
-        f"{totals['substitutions']} substitutions, {totals['insertions']} insertions and "
-        f"{totals['deletions']} deletions over {totals['reference_words']} reference words "
-        f"(WER {_percent(figures['wer'])}%).",
+        headline,
         f"![error types]({types_plot.name})",
         "## Top substitutions (reference → hypothesis)",
     ]
@@ -399,7 +421,17 @@ def errors(run: Run, out_dir: Path, top: int = 20) -> Path:
         "## Top deleted words",
         _markdown_table(["word", "count"], [list(item) for item in deletions.most_common(top)]),
     ]
-    return _write(out_dir, "errors", "\n\n".join(sections), data)
+    findings = [
+        headline,
+        "substituted: "
+        + (
+            ", ".join(f"{r} -> {h} ×{c}" for (r, h), c in substitutions.most_common(SHOWN))
+            or "none"
+        ),
+        "inserted: " + (", ".join(f"{w} ×{c}" for w, c in insertions.most_common(SHOWN)) or "none"),
+        "deleted: " + (", ".join(f"{w} ×{c}" for w, c in deletions.most_common(SHOWN)) or "none"),
+    ]
+    return Report(_write(out_dir, "errors", "\n\n".join(sections), data), findings)
 
 
 # ---------------------------------------------------------------- entity-errors
@@ -424,7 +456,7 @@ def _contains(words: list[str], phrase: list[str]) -> bool:
     return any(words[i : i + size] == phrase for i in range(len(words) - size + 1))
 
 
-def entity_errors(run: Run, out_dir: Path) -> Path:
+def entity_errors(run: Run, out_dir: Path) -> Report:
     """Named entities and numbers in the references that the hypothesis does not contain
     (both sides through the scoring normalizer, so "twenty five" matches "25")."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -471,12 +503,12 @@ def entity_errors(run: Run, out_dir: Path) -> Path:
         "by_label": by_label,
         "misses": misses,
     }
-    sections = [
-        f"# Entity errors: {run.name}",
+    headline = (
         f"{total_missed} of {total} named entities and numbers in the references are missing from "
         f"the hypotheses (miss rate {_percent(data['miss_rate'])}%); numbers, dates and money: "
-        f"{numbers_missed} of {numbers}. Finder: {data['finder']}.",
-    ]
+        f"{numbers_missed} of {numbers}."
+    )
+    sections = [f"# Entity errors: {run.name}", f"{headline} Finder: {data['finder']}."]
     if labels:
         plot = plots.horizontal_bars(
             out_dir / "entity_miss_rate.png",
@@ -500,4 +532,6 @@ def entity_errors(run: Run, out_dir: Path) -> Path:
             [[m["id"], m["entity"], m["label"], m["hyp"]] for m in misses],
         ),
     ]
-    return _write(out_dir, "entity_errors", "\n\n".join(sections), data)
+    by_type = [f"{label}: {f['missed']} of {f['entities']} missed" for label, f in by_label.items()]
+    findings = [headline, *by_type[:SHOWN]]
+    return Report(_write(out_dir, "entity_errors", "\n\n".join(sections), data), findings)

@@ -5,7 +5,9 @@ Each system is measured in its own fresh process (so peak RSS, the process's `Vm
 system's alone) with the same thread count. Per system: load time; RTFx at batch 1 and batched (audio
 seconds / transcription seconds, after one untimed warm-up call, audio decoded beforehand);
 time to first token (the median time to transcribe one clip with generation capped at one new
-token: features, encoder and the first decoding step); WER on the clips; peak RSS.
+token: features, encoder and the first decoding step); WER on the clips; peak RSS; cold start
+(cold_start.py: process start to text for the first clip, `ta transcribe` against a minimal
+faster-whisper script, with that process's peak RSS).
 
 Figures that concern only the tiny-audio model (training throughput, once training exists)
 plug in through `MODEL_FIGURES`: name -> "module:function" taking the model directory and
@@ -20,6 +22,7 @@ import os
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -30,9 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 
 from tiny_audio.audio import SAMPLE_RATE, load_audio
 from tiny_audio.errors import UserError
+from tiny_audio.evaluate.cold_start import cold_start
 
 # Encoder zoo name of a tiny-audio model -> the faster-whisper peer with that encoder.
 PEER_FOR_ENCODER: dict[str, str] = {
@@ -58,6 +63,7 @@ class BenchSettings:
     batch_size: int = 8
     num_beams: int = 1
     threads: int = 2
+    fp32: bool = False  # the tiny-audio model's exact training form instead of its fast one
 
 
 def peer_for(model: str) -> str:
@@ -98,7 +104,7 @@ def measure_system(name: str, clips: list[Clip], settings: BenchSettings) -> dic
     from tiny_audio.recognizer import load_recognizer
 
     started = time.perf_counter()
-    recognizer = load_recognizer(name)
+    recognizer = load_recognizer(name, fast=not settings.fp32)
     load_seconds = time.perf_counter() - started
     waveforms = [clip.waveform for clip in clips]
     options: dict[str, Any] = {"num_beams": settings.num_beams}
@@ -172,6 +178,12 @@ def run_bench(
     for name in (model, peer):
         progress(f"measuring {name} on {len(clips)} clips")
         systems.append(_in_fresh_process(measure_system, name, clips, settings))
+    with tempfile.TemporaryDirectory() as folder:
+        clip = Path(folder) / "clip.wav"
+        sf.write(clip, clips[0].waveform, SAMPLE_RATE)
+        for system in systems:
+            progress(f"cold start of {system['name']} on one {clips[0].id} clip")
+            system |= cold_start(system["name"], clip, settings.threads, settings.fp32)
     extra = {}
     for figure, target in MODEL_FIGURES.items() if is_tiny_audio_model(model) else ():
         progress(f"measuring {figure} of {model}")
@@ -185,6 +197,7 @@ def run_bench(
         "ratio": {
             "rtfx_batch1": ours["rtfx_batch1"] / theirs["rtfx_batch1"],
             "rtfx_batched": ours["rtfx_batched"] / theirs["rtfx_batched"],
+            "cold_start": ours["cold_start_s"] / theirs["cold_start_s"],
         },
         "model_figures": extra,
     }
@@ -213,20 +226,23 @@ def markdown_block(result: dict[str, Any], command: str, machine: str, note: str
         f"load average {load_before} → {load_after}",
         "",
         *([note, ""] if note else []),
-        f"| system | RTFx batch 1 | RTFx batch {batch} | first token ms | peak RSS MiB | load s | WER % |",
-        "|---|---|---|---|---|---|---|",
+        f"| system | RTFx batch 1 | RTFx batch {batch} | first token ms | peak RSS MiB | load s | "
+        "cold start s | cold RSS MiB | WER % |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for system in result["systems"]:
         lines.append(
             f"| {system['name']} | {system['rtfx_batch1']:.1f} | {system['rtfx_batched']:.1f} | "
             f"{system['first_token_ms']:.0f} | {system['peak_rss_mib']:.0f} | "
-            f"{system['load_seconds']:.1f} | {100 * system['wer']:.1f} |"
+            f"{system['load_seconds']:.1f} | {system['cold_start_s']:.2f} | "
+            f"{system['cold_start_rss_mib']:.0f} | {100 * system['wer']:.1f} |"
         )
     ratio = result["ratio"]
     lines += [
         "",
         f"RTFx ratio {result['systems'][0]['name']} / {result['systems'][1]['name']}: "
-        f"{ratio['rtfx_batch1']:.2f}x at batch 1, {ratio['rtfx_batched']:.2f}x at batch {batch}.",
+        f"{ratio['rtfx_batch1']:.2f}x at batch 1, {ratio['rtfx_batched']:.2f}x at batch {batch}; "
+        f"cold start {ratio['cold_start']:.2f}x the time.",
     ]
     for figure, values in result["model_figures"].items():
         shown = (

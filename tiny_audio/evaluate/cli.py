@@ -12,9 +12,10 @@ from rich.console import Console
 
 from tiny_audio.errors import UserError
 from tiny_audio.evaluate.runner import DEFAULT_OUTPUT_DIR
+from tiny_audio.recognizer import fp32_option
 
 if TYPE_CHECKING:
-    from tiny_audio.evaluate.analysis import Run
+    from tiny_audio.evaluate.analysis import Report, Run
 
 
 @click.command("eval")
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--num-beams", type=click.IntRange(min=1), default=1, show_default=True)
+@fp32_option
 def eval_command(
     models: tuple[str, ...],
     datasets: tuple[str, ...],
@@ -68,9 +70,10 @@ def eval_command(
     workers: int,
     batch_size: int,
     num_beams: int,
+    fp32: bool,
 ) -> None:
     """Score models on datasets (WER/CER with Whisper's English normalizer, RTFx)."""
-    from tiny_audio.evaluate.runner import comparison_table, run_eval
+    from tiny_audio.evaluate.runner import comparison_table, run_eval, write_summary
 
     results = run_eval(
         list(models),
@@ -81,11 +84,13 @@ def eval_command(
         batch_size=batch_size,
         num_beams=num_beams,
         workers=workers,
+        fp32=fp32,
         console=Console(stderr=True),
     )
     # Piped to a file or a CI log, Rich would assume 80 columns and fold the figures.
     Console(width=None if sys.stdout.isatty() else 120).print(comparison_table(results))
-    click.echo(f"predictions and metrics: {output_dir}")
+    summary = write_summary(output_dir, results)
+    click.echo(f"predictions and metrics: {output_dir}; this eval's summary: {summary}")
     unscored = []
     for result in results:
         run, failed, n = f"{result['model']} on {result['dataset']}", result["failed"], result["n"]
@@ -116,8 +121,15 @@ _output_option = click.option(
 )
 
 
+def _print_report(title: str, report: Report) -> None:
+    """Where the report is, then its main findings, indented."""
+    click.echo(f"{title}: {report.path}")
+    for finding in report.findings:
+        click.echo(f"  {finding}")
+
+
 def _each_run(
-    runs: tuple[Path, ...], output_dir: Path | None, analyse: Callable[[Run, Path], Path]
+    runs: tuple[Path, ...], output_dir: Path | None, analyse: Callable[[Run, Path], Report]
 ) -> None:
     """Analyse each run into OUTPUT_DIR (one subfolder per run when several) or RUN/analysis."""
     from tiny_audio.evaluate.analysis import load_runs
@@ -132,8 +144,7 @@ def _each_run(
                 if len(loaded) > 1
                 else output_dir
             )
-        report = analyse(run, out_dir)
-        click.echo(f"{run.name}: {report}")
+        _print_report(run.name, analyse(run, out_dir))
 
 
 @analysis.command("high-wer")
@@ -158,7 +169,7 @@ def compare_command(runs: tuple[Path, ...], output_dir: Path | None) -> None:
 
     loaded = load_runs(runs)
     default = Path(os.path.commonpath([run.directory.resolve() for run in loaded])) / "comparison"
-    click.echo(f"compared {len(loaded)} runs: {compare(loaded, output_dir or default)}")
+    _print_report(f"compared {len(loaded)} runs", compare(loaded, output_dir or default))
     ranking, unranked = rank(loaded)
     if ranking:
         click.echo(f"best WER: {ranking[0]}")
@@ -198,6 +209,7 @@ def errors_command(runs: tuple[Path, ...], top: int, output_dir: Path | None) ->
 @click.option("--batch-size", type=click.IntRange(min=2), default=8, show_default=True)
 @click.option("--num-beams", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
+@fp32_option
 @click.option(
     "--benchmarks",
     type=click.Path(path_type=Path),
@@ -223,6 +235,7 @@ def bench_command(
     batch_size: int,
     num_beams: int,
     threads: int,
+    fp32: bool,
     benchmarks: Path,
     note: str,
     output: Path,
@@ -236,12 +249,15 @@ def bench_command(
 
     peer = peer or bench.peer_for(model)
     clips = bench.load_clips(dataset, split, max_samples)
-    settings = bench.BenchSettings(batch_size=batch_size, num_beams=num_beams, threads=threads)
+    settings = bench.BenchSettings(
+        batch_size=batch_size, num_beams=num_beams, threads=threads, fp32=fp32
+    )
     result = bench.run_bench(model, peer, clips, settings, progress=Console(stderr=True).print)
     # The full command with every setting, so the figures can be reproduced as they were made.
     flags = {"-m": model, "--peer": peer, "-d": dataset, "--split": split, "-n": max_samples}
     flags |= {"--batch-size": batch_size, "--num-beams": num_beams, "--threads": threads}
     command = " ".join(["ta bench", *(f"{k} {shlex.quote(str(v))}" for k, v in flags.items())])
+    command += " --fp32" if fp32 else ""
     block = bench.markdown_block(result, command, machine_description(), note)
     bench.append_to_benchmarks(benchmarks, block)
     output.parent.mkdir(parents=True, exist_ok=True)

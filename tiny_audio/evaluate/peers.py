@@ -17,13 +17,16 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import soundfile as sf
 
 from tiny_audio.audio import SAMPLE_RATE
 from tiny_audio.errors import UserError
+
+if TYPE_CHECKING:
+    from tiny_audio.model.alignment import Word
 
 # faster-whisper variant -> zoo name of the CTranslate2 model folder.
 WHISPER_VARIANTS: dict[str, str] = {"tiny.en": "whisper-tiny.en", "base": "whisper-base"}
@@ -128,6 +131,32 @@ class FasterWhisperRecognizer:
             max_length=min(max_length, self.model.max_length),
         )
         return [self.tokenizer.decode(result.sequences_ids[0]).strip() for result in results]
+
+    def transcribe_words(
+        self, audio: list[np.ndarray], num_beams: int = 1, **_: Any
+    ) -> list[list[Word]]:
+        """Each clip's words, timed by faster-whisper's own `word_timestamps=True` (30 s
+        windows, the same decoding settings as `transcribe` gives long clips)."""
+        from tiny_audio.model.alignment import Word
+
+        clips = []
+        for waveform in audio:
+            segments, _ = self.model.transcribe(
+                waveform,
+                language="en",
+                beam_size=num_beams,
+                temperature=0.0,
+                condition_on_previous_text=False,
+                word_timestamps=True,
+            )
+            clips.append(
+                [
+                    Word(word.word.strip(), word.start, word.end)
+                    for segment in segments
+                    for word in segment.words or []
+                ]
+            )
+        return clips
 
 
 class PocketSphinxRecognizer:

@@ -12,6 +12,7 @@ the same command run again continues an interrupted run from them.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -39,6 +40,7 @@ from tiny_audio.recognizer import Recognizer
 DEFAULT_OUTPUT_DIR = Path("outputs/eval")
 PREDICTIONS_FILE = "predictions.jsonl"
 METRICS_FILE = "metrics.json"
+SUMMARIES_FOLDER = "summaries"  # one file per `ta eval`, named by when it ran
 ALL_SLICES = "all"
 
 
@@ -410,10 +412,13 @@ def run_eval(
     batch_size: int = 1,
     num_beams: int = 1,
     workers: int = 1,
+    fp32: bool = False,
     console: Console | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate every model on every dataset; returns the metrics of each pair. A pair whose run
-    was interrupted in the same output folder continues from the predictions kept there."""
+    was interrupted in the same output folder continues from the predictions kept there.
+    `fp32`: tiny-audio models in their exact training-time form, named "MODEL (fp32)" and kept
+    in their own folders."""
     from tiny_audio.recognizer import load_recognizer
 
     console = console or Console(stderr=True)
@@ -421,10 +426,10 @@ def run_eval(
     results = []
     for model in models:
         with console.status(f"loading {model}"):
-            recognizer = load_recognizer(model)
+            recognizer = load_recognizer(model, fast=not fp32)
         for dataset in datasets:
             metrics = {
-                "model": model,
+                "model": f"{model} (fp32)" if fp32 else model,
                 "model_modified": _model_modified(model),
                 "dataset": dataset,
                 "split": split,
@@ -433,7 +438,8 @@ def run_eval(
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "machine": machine_description(),
             }
-            files = RunFiles(output_dir / folders[model] / folders[dataset])
+            model_folder = folders[model] + ("-fp32" if fp32 else "")
+            files = RunFiles(output_dir / model_folder / folders[dataset])
             predictions = _predict(recognizer, files, metrics, max_samples, console)
             errors = Counter(p.error for p in predictions if p.error is not None)
             metrics |= summarize(predictions)
@@ -441,14 +447,24 @@ def run_eval(
             files.finish(predictions, metrics)
             results.append(metrics)
         del recognizer
-    summary = output_dir / "summary.json"
+    return results
+
+
+def write_summary(output_dir: Path, results: list[dict[str, Any]]) -> Path:
+    """This eval's metrics in a file of its own, SUMMARIES_FOLDER/<UTC time>.json: an eval of
+    other models or datasets into the same folder keeps the earlier summaries."""
+    folder = output_dir / SUMMARIES_FOLDER
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    names = (folder / f"{stamp}{f'-{n}' if n else ''}.json" for n in itertools.count())
+    summary = next(path for path in names if not path.exists())
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         _replace(summary, (json.dumps(results, indent=2) + "\n").encode())
     except OSError as error:
         raise UserError(
             f"{summary}: {error.strerror or error}; each run's files are written"
         ) from None
-    return results
+    return summary
 
 
 def _predict(

@@ -13,8 +13,9 @@ whole utterance, so each chunk is updated on first and applied after ("bidirecti
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +29,9 @@ from tiny_audio.lact.decoding import beam_search_decode, greedy_decode
 from tiny_audio.lact.lm import LM_FILE, CharLM
 from tiny_audio.lact.tokenizer import CharTokenizer
 from tiny_audio.recognizer import reading
+
+if TYPE_CHECKING:  # at run time only when words are asked for: it imports transformers
+    from tiny_audio.model.alignment import Word
 
 SAMPLE_RATE = 16_000
 N_FFT = 400  # 25 ms windows
@@ -485,12 +489,45 @@ class LaCTForCTC(nn.Module):
                 pieces[index].append(row[:length][frames])
         return [torch.cat(clip) for clip in pieces]
 
-    @torch.no_grad()
     def transcribe(
         self, audio: list[Any], num_beams: int = 1, batch_size: int = 8, **options: Any
     ) -> list[str]:
         """Texts for 16 kHz mono waveforms (anything tiny_audio.audio.load_audio accepts);
         `options` are those of `clip_logits` (chunk_length_s, stride_length_s)."""
+        texts: list[str] = []
+        for clips in self._logits_in_batches(audio, batch_size, options):
+            texts.extend(self.decode_clips(clips, num_beams))
+        return texts
+
+    def transcribe_words(
+        self, audio: list[Any], num_beams: int = 1, batch_size: int = 8, **options: Any
+    ) -> list[list[Word]]:
+        """Each clip's words, timed by its own CTC frames (lact/alignment.py); decoded piece by
+        piece between pauses, so that each piece aligns in little memory. Options as
+        `transcribe`."""
+        from tiny_audio.lact.alignment import ctc_words, pause_cuts
+
+        frame_seconds = HOP_LENGTH * math.prod(self.audio_encoder.strides) / SAMPLE_RATE
+        blank = self.tokenizer.blank_id
+        words: list[list[Word]] = []
+        for clips in self._logits_in_batches(audio, batch_size, options):
+            for logits in clips:
+                log_probs = logits.float().log_softmax(-1).cpu().numpy()
+                clip_words: list[Word] = []
+                for piece in pause_cuts(log_probs, blank, frame_seconds):
+                    text = self.decode_clips([logits[piece]], num_beams)[0]
+                    labels = self.tokenizer.encode(text)
+                    offset = piece.start * frame_seconds
+                    clip_words += ctc_words(
+                        log_probs[piece], text, labels, blank, frame_seconds, offset
+                    )
+                words.append(clip_words)
+        return words
+
+    def _logits_in_batches(
+        self, audio: list[Any], batch_size: int, options: dict[str, Any]
+    ) -> Iterator[list[Tensor]]:
+        """`clip_logits` of `batch_size` clips at a time, in eval mode."""
         unknown = set(options) - {"chunk_length_s", "stride_length_s"}
         if unknown:
             raise UserError(
@@ -501,13 +538,12 @@ class LaCTForCTC(nn.Module):
 
         was_training = self.training
         self.eval()
-        texts: list[str] = []
-        for start in range(0, len(audio), batch_size):
-            waveforms = [load_audio(item) for item in audio[start : start + batch_size]]
-            clips = self.clip_logits(waveforms, batch_size=batch_size, **options)
-            texts.extend(self.decode_clips(clips, num_beams))
-        self.train(was_training)
-        return texts
+        try:
+            for start in range(0, len(audio), batch_size):
+                waveforms = [load_audio(item) for item in audio[start : start + batch_size]]
+                yield self.clip_logits(waveforms, batch_size=batch_size, **options)
+        finally:
+            self.train(was_training)
 
     # --- checkpoints ---
 

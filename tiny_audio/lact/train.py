@@ -307,19 +307,19 @@ def train(cfg: DictConfig) -> Path:
     cuda = torch.cuda.is_available()
     device = torch.device(("cuda" if cuda else "cpu") if args.device == "auto" else args.device)
     bf16 = cuda and torch.cuda.is_bf16_supported() if args.bf16 == "auto" else bool(args.bf16)
-    output_dir = Path(args.output_dir).expanduser()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, output_dir / "training_config.yaml")
 
     tokenizer = CharTokenizer()
-    config = dataclasses.replace(_pick(LaCTConfig, cfg.model), vocab_size=len(tokenizer))
-    model = LaCTForCTC(config, tokenizer).to(device)
-    tqdm.write(f"LaCT model ({config.mixer} mixer): {model.num_parameters():,} parameters")
-
+    # Data first: a corpus not built yet is named before any output or a large model is made.
     train_set = SpeechDataset(
         list(data.train), "train", tokenizer, data, data.augment.get("silence", 0.0), seed
     )
     val_set = SpeechDataset(source_specs(data.dev), "dev", tokenizer, data)
+    output_dir = Path(args.output_dir).expanduser()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, output_dir / "training_config.yaml")
+    config = dataclasses.replace(_pick(LaCTConfig, cfg.model), vocab_size=len(tokenizer))
+    model = LaCTForCTC(config, tokenizer).to(device)
+    tqdm.write(f"LaCT model ({config.mixer} mixer): {model.num_parameters():,} parameters")
     if args.lm_order:
         texts = (text for _, text in train_set.items if text)
         model.lm = CharLM.fit(texts, tokenizer.characters, args.lm_order)

@@ -31,7 +31,8 @@ from transformers import (
 from transformers.utils import CONFIG_NAME
 
 from .configuration import ASRConfig
-from .encoders import load_encoder, load_feature_extractor
+from .encoders import CTranslate2WhisperEncoder, load_encoder, load_feature_extractor
+from .fast import PrefixCache, ct2_encoder
 from .processing import SAMPLE_RATE, ASRProcessor
 from .projectors import build_projector
 from .windows import Window, merge_overlap, speech_windows, split_windows
@@ -62,11 +63,13 @@ ZOO_HUB_IDS = {
 REMOTE_CODE_FILES = [
     "configuration.py",
     "encoders.py",
+    "fast.py",
     "projectors.py",
     "processing.py",
     "modeling.py",
     "pipeline.py",
     "windows.py",
+    "alignment.py",
 ]
 
 
@@ -167,13 +170,21 @@ class ASRModel(PreTrainedModel):
     decoder: Any  # a causal LM, or its peft wrapper once LoRA is added
     main_input_name = "input_features"
 
-    def __init__(self, config: ASRConfig, processor: ASRProcessor | None = None) -> None:
+    def __init__(
+        self,
+        config: ASRConfig,
+        processor: ASRProcessor | None = None,
+        fast: bool = False,
+    ) -> None:
+        """`fast`: a zoo Whisper encoder is loaded straight into its CTranslate2 form (see
+        prepare_for_inference), sparing the PyTorch weights' memory and time."""
         super().__init__(config)
         encoder_path, decoder_path = (
             resolve_part(config.audio_encoder),
             resolve_part(config.text_decoder),
         )
-        self.encoder = load_encoder(encoder_path)
+        fast_encoder = ct2_encoder(config) if fast else None
+        self.encoder = load_encoder(encoder_path) if fast_encoder is None else fast_encoder
         self.decoder = AutoModelForCausalLM.from_pretrained(decoder_path, dtype=torch.float32)
         self.decoder.requires_grad_(False)
         self.decoder.eval()
@@ -204,6 +215,7 @@ class ASRModel(PreTrainedModel):
                 self.encoder.encoder, config.encoder_lora_rank, config.encoder_lora_target_modules
             )
         self._prompt_cache: dict[str | None, tuple[list[int], list[int]]] = {}
+        self.prefix_cache: PrefixCache | None = None  # set by prepare_for_inference
         logger.info(
             "tiny-audio model: %s -> %s projector (%s trainable parameters) -> %s",
             config.audio_encoder,
@@ -272,30 +284,33 @@ class ASRModel(PreTrainedModel):
     ) -> dict[str, torch.Tensor]:
         """Prompt ids with one <audio> per audio embedding; with `texts`, the answer and its labels.
 
-        Training batches (with texts) are right-padded, generation batches left-padded so every
-        prompt ends where generation starts."""
-        rows, label_rows = [], []
+        Training batches (with texts) are right-padded. Generation batches are padded between the
+        prompt's text before the audio and the audio, so that every prompt ends where generation
+        starts and that text sits at the same positions in every row (its KV cache is shared)."""
+        rows, label_rows, pad_at = [], [], []
         for i, count in enumerate(audio_token_counts):
             before, after = self._prompt_template(prompts[i] if prompts else None)
             ids = before + [self.audio_token_id] * count + after
+            pad_at.append(len(before))
             labels = [IGNORE_INDEX] * len(ids)
             if texts is not None:
                 answer = self.tokenizer(texts[i], add_special_tokens=False).input_ids
                 answer = answer + [self.tokenizer.eos_token_id]
                 ids, labels = ids + answer, labels + answer
+                pad_at[-1] = len(ids)
             rows.append(ids)
             label_rows.append(labels)
         longest = max(len(ids) for ids in rows)
-        pad_id, left = self.tokenizer.pad_token_id, texts is None
+        pad_id = self.tokenizer.pad_token_id
         batch: dict[str, list[list[int]]] = {"input_ids": [], "attention_mask": [], "labels": []}
-        for ids, labels in zip(rows, label_rows):
+        for ids, labels, at in zip(rows, label_rows, pad_at):
             padding = longest - len(ids)
             for key, values, fill in (
                 ("input_ids", ids, pad_id),
                 ("attention_mask", [1] * len(ids), 0),
                 ("labels", labels, IGNORE_INDEX),
             ):
-                batch[key].append([fill] * padding + values if left else values + [fill] * padding)
+                batch[key].append(values[:at] + [fill] * padding + values[at:])
         return {key: torch.tensor(values) for key, values in batch.items()}
 
     # ---- audio embeddings spliced into the prompt ---------------------------------------------
@@ -413,6 +428,10 @@ class ASRModel(PreTrainedModel):
             max_new_tokens = min(448, math.ceil(6 * seconds) + 16)
         guard = RepetitionGuard()
         sampling: dict[str, Any] = {"temperature": temperature, "top_p": top_p} if do_sample else {}
+        distinct_prompts = set(prompts or [None])
+        if self.prefix_cache is not None and len(distinct_prompts) == 1 and num_beams == 1:
+            before = self._prompt_template(distinct_prompts.pop())[0]  # beams would expand rows
+            generate_kwargs["cache"] = self.prefix_cache.for_batch(before, len(input_ids))
         output = self.decoder.generate(
             inputs_embeds=self.splice(input_ids, audio_embeds, audio_mask),
             attention_mask=attention_mask,
@@ -518,10 +537,25 @@ class ASRModel(PreTrainedModel):
             len(waveform), min(chunk_length_s or longest, longest), stride_length_s
         )
 
+    # ---- fast inference ---------------------------------------------------------------------
+
+    def prepare_for_inference(self) -> ASRModel:
+        """The fast form (fast.py): LoRA merged into the decoder's weights, the prompt's text
+        before the audio computed once per prompt, and a zoo Whisper encoder run by CTranslate2
+        int8. One way: such a model can no longer train or be saved."""
+        if self.config.lora_rank > 0:
+            self.decoder = self.decoder.merge_and_unload()
+        if not isinstance(self.encoder, CTranslate2WhisperEncoder):
+            self.encoder = ct2_encoder(self.config) or self.encoder
+        self.prefix_cache = PrefixCache(self.decoder)
+        return self.eval()
+
     # ---- save and load ----------------------------------------------------------------------
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:  # type: ignore[override]
         """Only what was trained, plus processor files, config and the remote code to load it."""
+        if self.prefix_cache is not None:
+            raise UserError("a model prepared for inference (LoRA merged) cannot be saved")
         directory = Path(save_directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.config.architectures = [type(self).__name__]
@@ -549,8 +583,11 @@ class ASRModel(PreTrainedModel):
         pretrained_model_name_or_path: str | os.PathLike,
         *args: Any,
         config: ASRConfig | None = None,
+        fast: bool = False,
         **kwargs: Any,
     ) -> ASRModel:
+        """With `fast`, the inference-only form of `prepare_for_inference`; without, the exact
+        form that training uses."""
         directory = Path(resolve_part(str(pretrained_model_name_or_path)))
         if not directory.is_dir():  # a Hub id, when loaded without tiny-audio's zoo
             from huggingface_hub import snapshot_download
@@ -565,7 +602,7 @@ class ASRModel(PreTrainedModel):
         # Given the config, the tokenizer need not read config.json (remote code) itself.
         tokenizer = AutoTokenizer.from_pretrained(directory, config=config)
         processor = ASRProcessor(load_feature_extractor(str(directory)), tokenizer)
-        model = cls(config, processor=processor)
+        model = cls(config, processor=processor, fast=fast)
         expected = model.trained_parameters()
         unexpected, missing = set(weights) - set(expected), set(expected) - set(weights)
         mismatch = f"{weights_file} does not match {config_file}"
@@ -578,7 +615,7 @@ class ASRModel(PreTrainedModel):
         except RuntimeError as error:  # shaped otherwise than the config builds them
             raise UserError(f"{mismatch}: {str(error).splitlines()[-1].strip()}") from None
         model.name = str(pretrained_model_name_or_path)
-        return model.eval()
+        return model.prepare_for_inference() if fast else model.eval()
 
 
 def copy_remote_code(directory: Path) -> None:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from tiny_audio.data.manifest import content_key
 from tiny_audio.data.sources import source_specs
 from tiny_audio.errors import UserError
+from tiny_audio.extras import install_command
 from tiny_audio.train import checkpoint as ckpt
 from tiny_audio.train.data import (
     Collator,
@@ -34,6 +35,10 @@ from tiny_audio.train.data import (
 logger = logging.getLogger("tiny_audio")
 
 MODEL_KEYS_NOT_IN_CONFIG = ("family", "init_from")
+WANDB_MISSING = (
+    f"WANDB_API_KEY is set but wandb is not installed: W&B logging is off "
+    f"({install_command('wandb')})"
+)
 
 
 def build_model(model_cfg: DictConfig) -> Any:
@@ -127,6 +132,27 @@ def dev_wer(
     return corpus_counts(pairs).rate, list(zip(references, hypotheses))[:samples]
 
 
+def dev_loss(model: Any, collate: Collator, utterances: list[Any], batch_size: int = 8) -> float:
+    """The training objective on the dev clips (teacher-forced, no augmentation), averaged over
+    their transcript tokens: it moves every step where the dev WER moves only in whole words."""
+    from tiny_audio.model.modeling import IGNORE_INDEX
+
+    was_training = model.training
+    model.eval()
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(utterances), batch_size):
+            batch = collate(utterances[start : start + batch_size])
+            if batch is None:
+                continue
+            batch.pop("audio_seconds")
+            count = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+            total += float(model(**batch)["loss"]) * count
+            tokens += count
+    model.train(was_training)
+    return total / tokens if tokens else math.nan
+
+
 def train(cfg: DictConfig) -> Path:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -137,6 +163,14 @@ def train(cfg: DictConfig) -> Path:
     t = cfg.training
     if t.num_threads:
         torch.set_num_threads(int(t.num_threads))
+    # Data first: a corpus not built yet is named before processes meet or the model loads.
+    d = cfg.data
+    train_set = load_examples(list(d.train), "train", d.min_duration_s, d.max_duration_s)
+    if not train_set:
+        raise UserError("no training examples: check data.train sources")
+    dev_specs = source_specs(d.dev)
+    dev = list(decoded(load_examples(dev_specs, "dev", d.min_duration_s, d.max_duration_s)))
+
     bf16 = (
         torch.cuda.is_available() and torch.cuda.is_bf16_supported()
         if t.bf16 == "auto"
@@ -150,10 +184,7 @@ def train(cfg: DictConfig) -> Path:
         if is_wandb_available():
             trackers.append("wandb")
         else:  # accelerate would drop it without a word
-            logger.warning(
-                "WANDB_API_KEY is set but wandb is not installed: "
-                "W&B logging is off (pip install wandb)"
-            )
+            logger.warning(WANDB_MISSING)
     accelerator = Accelerator(
         mixed_precision="bf16" if bf16 else "no",
         log_with=trackers,
@@ -169,13 +200,6 @@ def train(cfg: DictConfig) -> Path:
         model.decoder.gradient_checkpointing_enable(
             gradient_checkpointing_kwargs={"use_reentrant": False}
         )
-
-    d = cfg.data
-    train_set = load_examples(list(d.train), "train", d.min_duration_s, d.max_duration_s)
-    if not train_set:
-        raise UserError("no training examples: check data.train sources")
-    dev_specs = source_specs(d.dev)
-    dev = list(decoded(load_examples(dev_specs, "dev", d.min_duration_s, d.max_duration_s)))
 
     train_set = add_silence(
         train_set, d.augment.silence, cfg.seed
@@ -196,6 +220,7 @@ def train(cfg: DictConfig) -> Path:
         cache = EncoderCache(cache.directory, cache.dim)  # re-read: other processes built nothing
         train_set = [u for u in train_set if content_key(u) in cache]
     collator = Collator(model, cache, d.lowercase_labels, augment_waveform, augment_features)
+    dev_collator = Collator(model, None, d.lowercase_labels)  # dev clips are not in the cache
     model.config.audio_token_dropout = d.audio_token_dropout
 
     optimizer = torch.optim.AdamW(param_groups(model, t), weight_decay=t.weight_decay)
@@ -307,11 +332,13 @@ def train(cfg: DictConfig) -> Path:
         metrics: dict[str, float] = {}
         if evaluate_now and main:
             wer, samples = dev_wer(unwrapped, dev, t.sample_predictions)
-            metrics["dev_wer"] = wer
-            accelerator.log({"dev_wer": wer}, step=done)
+            with accelerator.autocast():
+                loss = dev_loss(unwrapped, dev_collator, [utterance for utterance, _ in dev])
+            metrics |= {"dev_wer": wer, "dev_loss": loss}
+            accelerator.log({"dev_wer": wer, "dev_loss": loss}, step=done)
             for reference, prediction in samples:
                 progress.write(f"  ref: {reference}\n  hyp: {prediction}")
-            progress.write(f"step {done}: dev WER {100 * wer:.1f}%")
+            progress.write(f"step {done}: dev WER {100 * wer:.1f}%, dev loss {loss:.3f}")
         if save_now:
             accelerator.wait_for_everyone()
             if main:

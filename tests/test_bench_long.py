@@ -1,0 +1,41 @@
+"""`ta bench-long`: a tiny-audio model is scored with windows at pauses and with fixed windows,
+a peer its own way, on one recording of real clips joined with silences."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tiny_audio.cli import cli
+
+
+@pytest.mark.slow
+def test_bench_long_scores_both_windowings_of_a_model_and_a_peer_once(tmp_path: Path) -> None:
+    from tiny_audio.data.real import build_real
+    from tiny_audio.data.sources import data_home
+
+    folder = data_home() / "real"
+    if not (folder / "cards.jsonl").is_file():
+        folder = tmp_path / "real"
+        build_real(folder, ["cards"])
+    output = tmp_path / "bench-long"
+    arguments = ["bench-long", "-m", "default", "-m", "whisper:tiny.en"]
+    arguments += ["-d", str(folder / "cards.jsonl"), "-n", "3", "-o", str(output)]
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 0, result.output
+    assert "| default | pauses (VAD) |" in result.output and "| default | fixed |" in result.output
+    figures = json.loads((output / "results.json").read_text())
+    runs = [(r["system"], r["windows"]) for r in figures["results"]]
+    assert runs == [
+        ("default", "pauses (VAD)"),
+        ("default", "fixed"),
+        ("whisper:tiny.en", "its own"),
+    ]
+    for run in figures["results"]:
+        assert run["words_said"] >= 6 and run["words_written"] > 0 and run["rtfx"] > 0
+    # Whisper hears these three card names almost word for word.
+    assert figures["results"][2]["wer"] < 0.5
+    assert (output / "recording.flac").is_file()

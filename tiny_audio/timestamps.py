@@ -1,0 +1,61 @@
+"""Timed transcripts from any recognizer: segments (one per window of long audio, or one per
+clip) and, when asked, words.
+
+A recognizer that times its own words (`transcribe_words`: LaCT from its CTC frames,
+faster-whisper from its decoder) does so; every other one has its text aligned to the audio by
+Whisper's cross-attention (tiny_audio.model.alignment), window by window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tiny_audio.audio import duration_seconds
+from tiny_audio.model.alignment import Word, load_aligner
+from tiny_audio.model.modeling import Segment
+
+
+@dataclass
+class Timed:
+    segments: list[Segment]
+    words: list[Word] | None  # None: not asked for
+
+    @property
+    def text(self) -> str:
+        return " ".join(segment.text for segment in self.segments if segment.text)
+
+
+def transcribe_timed(
+    recognizer: Any,
+    waveforms: list[np.ndarray],
+    batch_size: int,
+    word_timestamps: bool = False,
+    **options: Any,
+) -> list[Timed]:
+    """Segments (and words, with `word_timestamps`) of each 16 kHz waveform; `options` go to
+    the recognizer."""
+    own_words = getattr(recognizer, "transcribe_words", None)
+    if word_timestamps and own_words is not None:
+        per_clip: list[list[Word]] = own_words(waveforms, batch_size=batch_size, **options)
+        return [
+            Timed([Segment(0.0, duration_seconds(wave), " ".join(w.word for w in words))], words)
+            for wave, words in zip(waveforms, per_clip, strict=True)
+        ]
+    segmenter = getattr(recognizer, "transcribe_segments", None)
+    if segmenter is not None:
+        segments: list[list[Segment]] = segmenter(waveforms, batch_size=batch_size, **options)
+    else:
+        texts = recognizer.transcribe(waveforms, **options)
+        segments = [
+            [Segment(0.0, duration_seconds(wave), text)] for wave, text in zip(waveforms, texts)
+        ]
+    if not word_timestamps:
+        return [Timed(clip, None) for clip in segments]
+    aligner = load_aligner()
+    return [
+        Timed(clip, aligner.align_segments(wave, clip))
+        for wave, clip in zip(waveforms, segments, strict=True)
+    ]
