@@ -127,3 +127,16 @@ def tone() -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * 440 * t) + 0.01 * rng.standard_normal(16000)).astype(
         np.float32
     )
+
+
+@pytest.fixture(scope="session")
+def real_cards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real `cards` slice's manifest: the data home's, or built from its Debian package."""
+    from tiny_audio.data.real import build_real
+    from tiny_audio.data.sources import data_home
+
+    folder = data_home() / "real"
+    if not (folder / "cards.jsonl").is_file():
+        folder = tmp_path_factory.mktemp("real")
+        build_real(folder, ["cards"])
+    return folder / "cards.jsonl"

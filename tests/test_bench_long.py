@@ -13,17 +13,12 @@ from tiny_audio.cli import cli
 
 
 @pytest.mark.slow
-def test_bench_long_scores_both_windowings_of_a_model_and_a_peer_once(tmp_path: Path) -> None:
-    from tiny_audio.data.real import build_real
-    from tiny_audio.data.sources import data_home
-
-    folder = data_home() / "real"
-    if not (folder / "cards.jsonl").is_file():
-        folder = tmp_path / "real"
-        build_real(folder, ["cards"])
+def test_bench_long_scores_both_windowings_of_a_model_and_a_peer_once(
+    tmp_path: Path, real_cards: Path
+) -> None:
     output = tmp_path / "bench-long"
     arguments = ["bench-long", "-m", "default", "-m", "whisper:tiny.en"]
-    arguments += ["-d", str(folder / "cards.jsonl"), "-n", "3", "-o", str(output)]
+    arguments += ["-d", str(real_cards), "-n", "3", "-o", str(output)]
     result = CliRunner().invoke(cli, arguments)
     assert result.exit_code == 0, result.output
     assert "| default | pauses (VAD) |" in result.output and "| default | fixed |" in result.output

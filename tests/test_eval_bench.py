@@ -61,16 +61,9 @@ def test_peak_rss_of_a_fresh_process_is_its_own() -> None:
 
 
 @pytest.mark.slow
-def test_bench_measures_both_systems_and_appends(tmp_path: Path) -> None:
-    from tiny_audio.data.real import build_real
-    from tiny_audio.data.sources import data_home
-
-    folder = data_home() / "real"
-    if not (folder / "cards.jsonl").is_file():
-        folder = tmp_path / "real"
-        build_real(folder, ["cards"])
+def test_bench_measures_both_systems_and_appends(tmp_path: Path, real_cards: Path) -> None:
     manifest = tmp_path / "clips.jsonl"
-    write_manifest(manifest, read_manifest(folder / "cards.jsonl")[:3])
+    write_manifest(manifest, read_manifest(real_cards)[:3])
     benchmarks, output = tmp_path / "BENCHMARKS.md", tmp_path / "bench.json"
     arguments = ["bench", "-m", "pocketsphinx", "--peer", "whisper:tiny.en", "-d", str(manifest)]
     arguments += ["--batch-size", "2", "--benchmarks", str(benchmarks), "-o", str(output)]
