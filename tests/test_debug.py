@@ -183,8 +183,8 @@ def test_check_model_compares_scales(mosa_model: Path, manifest: Path, tmp_path:
     assert weights["embedding_scale"] == pytest.approx(report["text_embedding_rms"], rel=0.2)
 
 
-def test_not_a_model_is_one_line_error(tmp_path: Path) -> None:
-    code, output = run_debug("check-model", str(tmp_path), "-d", str(tmp_path))
+def test_not_a_model_is_one_line_error(tmp_path: Path, manifest: Path) -> None:
+    code, output = run_debug("check-model", str(tmp_path), "-d", str(manifest))
     assert code == 1 and output.startswith("error: ") and "not a saved tiny-audio model" in output
 
 

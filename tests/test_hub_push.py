@@ -274,7 +274,13 @@ def test_the_default_publishes_with_its_code_and_its_own_card_s_recipe_and_resul
     [index] = pushed.metadata["model-index"]
     assert index["name"] == "tiny-asr"
     assert index["results"] == shipped.metadata["model-index"][0]["results"]
-    assert f"{index['results'][0]['metrics'][0]['value']:.2f}" in pushed.sections["Evaluation"]
+    # Every machine-readable result is the figure of its own row in the Evaluation table.
+    table = pushed.sections["Evaluation"]
+    for result in index["results"]:
+        row = f"| {result['dataset']['name']} | "
+        assert f"{row}" in table, row
+        line = next(line for line in table.splitlines() if line.startswith(row))
+        assert line.split(" | ")[2] == f"{result['metrics'][0]['value']:.2f}", line
     # The author's sections stay; how to load it names the repo it goes to.
     for heading in set(shipped.sections) - {"Use it", "Model"}:
         assert pushed.sections[heading] == shipped.sections[heading], heading

@@ -37,6 +37,8 @@ class Family:
     # so the model loads with tiny-audio only.
     write_code: Callable[[Path], None] | None
     tags: tuple[str, ...]
+    # Distributions the code imports only for optional features; left out of requirements.txt.
+    optional_requirements: tuple[str, ...] = ()
 
 
 def count_parameters(model_dir: Path) -> int:
@@ -178,6 +180,8 @@ FAMILIES: dict[str, Family] = {
             describe=describe_tiny_audio,
             write_code=write_tiny_audio_code,
             tags=("tiny-audio", "speech", "asr", "custom_code"),
+            # word timestamps, pause-aware windows and the int8 encoder
+            optional_requirements=("faster-whisper", "ctranslate2"),
         ),
         Family(
             model_type="lact_asr",

@@ -92,7 +92,9 @@ def write_model_folder(
         shutil.copy2(model_dir / relative, destination / relative)
     if family.write_code is not None:
         family.write_code(destination)
-        (destination / REQUIREMENTS_FILE).write_text(requirements(destination.glob("*.py")))
+        (destination / REQUIREMENTS_FILE).write_text(
+            requirements(destination.glob("*.py"), leave_out=family.optional_requirements)
+        )
     card = model_card(
         model_dir, family, model_id=model_id, metrics=find_metrics(model_dir, eval_dirs)
     )
