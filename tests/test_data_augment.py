@@ -8,13 +8,17 @@ import torch
 
 from tiny_audio.audio import load_audio
 from tiny_audio.data.augment import (
+    CHANNELS,
     AugmentConfig,
     Augmenter,
     add_noise,
     add_silence,
+    band_limit,
     change_speed,
     colored_noise,
     feature_augmenter,
+    lossy,
+    pad_with_room_tone,
     reverberate,
     room_impulse_response,
     shift_pitch,
@@ -78,12 +82,60 @@ def test_reverb_keeps_length_and_spreads_energy_in_time() -> None:
     assert np.sum(wet[2000:] ** 2) > 0.01 * np.sum(wet**2)  # a tail that a dry click lacks
 
 
-def test_telephone_keeps_length_and_drops_out_of_band_energy() -> None:
+@pytest.mark.parametrize("codec", ["ULAW", "ALAW", "GSM610"])
+def test_telephone_keeps_length_and_drops_out_of_band_energy(codec: str) -> None:
     mix = tone(1000) + tone(6000) + tone(100)
-    phone = telephone(mix)
+    phone = telephone(mix, subtype=codec)
     assert phone.dtype == np.float32 and len(phone) == len(mix)
     assert band_energy(phone, 5000, 7000) < 1e-3 * band_energy(phone, 900, 1100)
     assert band_energy(phone, 80, 120) < 0.05 * band_energy(phone, 900, 1100)
+
+
+@pytest.mark.parametrize(
+    ("format", "subtype", "level"), [("MP3", "MPEG_LAYER_III", 0.99), ("OGG", "OPUS", 1.0)]
+)
+def test_lossy_codecs_keep_the_signal_and_lose_detail(
+    format: str, subtype: str, level: float
+) -> None:
+    speechlike = (
+        tone(300) + 0.3 * tone(1200) + 0.05 * colored_noise(np.random.default_rng(0), RATE, 1.0)
+    )
+    coded = lossy(speechlike, level, format, subtype)
+    assert coded.dtype == np.float32 and len(coded) == len(speechlike)
+    assert np.corrcoef(coded, speechlike)[0, 1] > 0.9  # time-aligned: no codec delay left in
+    assert not np.allclose(coded, speechlike, atol=1e-3)
+
+
+def test_an_11_khz_recording_has_nothing_above_5_5_khz() -> None:
+    limited = band_limit(tone(1000) + tone(7000))
+    assert len(limited) == RATE
+    assert band_energy(limited, 6500, 7500) < 1e-4 * band_energy(limited, 900, 1100)
+
+
+def test_every_channel_keeps_length_and_level() -> None:
+    rng = __import__("random").Random(0)
+    voice = tone(440) + 0.5 * tone(880)
+    for name, channel in CHANNELS.items():
+        out = channel(voice, rng)
+        assert out.shape == voice.shape and np.isfinite(out).all(), name
+        rms = float(np.sqrt(np.mean(out**2)))
+        assert 0.2 < rms / float(np.sqrt(np.mean(voice**2))) < 2.0, name
+
+
+def test_room_tone_pads_both_sides_quietly() -> None:
+    voice = tone(440)
+    padded = pad_with_room_tone(voice, 0.5, 0.25, np.random.default_rng(0))
+    head, tail = padded[: RATE // 2], padded[RATE // 2 + RATE :]
+    assert len(padded) == RATE + RATE * 3 // 4 and len(tail) == RATE // 4
+    np.testing.assert_array_equal(padded[RATE // 2 : RATE // 2 + RATE], voice)
+    for side in (head, tail):
+        assert 0 < np.sqrt(np.mean(side**2)) < 0.1 * np.sqrt(np.mean(voice**2))
+
+
+def test_padding_never_takes_a_clip_past_the_encoder_window() -> None:
+    config = AugmentConfig(pad=1.0, max_seconds=2.0)
+    assert len(Augmenter(config)(tone(440, seconds=1.8))) <= 2 * RATE
+    assert len(Augmenter(config)(tone(440, seconds=2.5))) == int(2.5 * RATE)  # no room: untouched
 
 
 def test_silence_clips_are_quiet_and_added_with_empty_transcripts() -> None:
@@ -105,7 +157,7 @@ def test_waveform_augmenter_from_a_config_block() -> None:
         "pitch": 1,
         "reverb": 1,
         "noise": 1,
-        "telephone": 1,
+        "channel": 1,
         "specaugment": 0,
         "silence": 0,
     }
@@ -115,7 +167,8 @@ def test_waveform_augmenter_from_a_config_block() -> None:
     assert waveform.dtype == np.float32 and np.isfinite(waveform).all()
     assert 0.85 * RATE <= len(waveform) <= 1.12 * RATE  # speed 0.9-1.1 is the only length change
     assert waveform_augmenter({"specaugment": 0.5, "silence": 0.1}) is None
-    assert Augmenter(AugmentConfig(telephone=1.0))(tone(440)).shape == (RATE,)
+    assert Augmenter(AugmentConfig(channel=1.0))(tone(440)).shape == (RATE,)
+    assert len(Augmenter(AugmentConfig(pad=1.0))(tone(440))) > RATE
     with pytest.raises(UserError, match="unknown augmentation"):
         waveform_augmenter({"echo": 0.5})
 

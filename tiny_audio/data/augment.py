@@ -1,10 +1,11 @@
 """Training augmentation. Waveform functions take and return mono float32 numpy arrays at
-`rate` (16 kHz); all but `change_speed` keep the length. Feature and embedding functions work on
+`rate` (16 kHz); all but `change_speed` and `pad_with_room_tone` keep the length. Feature and embedding functions work on
 torch tensors. `Augmenter` draws each augmentation with its probability from `AugmentConfig`.
 """
 
 from __future__ import annotations
 
+import io
 import random
 import subprocess
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import soundfile as sf
 import soxr
 
 from tiny_audio.audio import SAMPLE_RATE
@@ -33,7 +35,8 @@ class AugmentConfig:
     pitch: float = 0.0
     reverb: float = 0.0
     noise: float = 0.0
-    telephone: float = 0.0
+    channel: float = 0.0  # one of CHANNELS, drawn uniformly
+    pad: float = 0.0  # room tone before and after the speech
     specaugment: float = 0.0
     silence: float = 0.0
     speed_range: tuple[float, float] = (0.9, 1.1)
@@ -41,6 +44,8 @@ class AugmentConfig:
     rt60_range: tuple[float, float] = (0.15, 0.8)  # seconds
     snr_db_range: tuple[float, float] = (5.0, 30.0)
     silence_seconds: tuple[float, float] = (0.5, 5.0)
+    pad_seconds: tuple[float, float] = (0.1, 1.0)  # on each side
+    max_seconds: float = 30.0  # the encoder's window: padding never takes a clip past it
     freq_masks: int = 2
     freq_mask_width: int = 15  # mel bins
     time_masks: int = 2
@@ -118,18 +123,68 @@ def reverberate(waveform: np.ndarray, impulse_response: np.ndarray) -> np.ndarra
     return (wet * (np.max(np.abs(waveform)) / peak)).astype(np.float32)
 
 
-def telephone(waveform: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
-    """A narrowband phone call: 300-3400 Hz band, 8 kHz, G.711 mu-law 8-bit round trip."""
+def _phone_band(waveform: np.ndarray, rate: int) -> np.ndarray:
+    """The 300-3400 Hz band of a narrowband call, at 8 kHz."""
     from scipy.signal import butter, sosfilt
 
     band = butter(4, [300, 3400], btype="bandpass", fs=rate, output="sos")
-    narrow = soxr.resample(sosfilt(band, waveform), rate, 8000)
-    mu = 255.0
-    encoded = np.round(
-        np.sign(narrow) * np.log1p(mu * np.minimum(np.abs(narrow), 1.0)) / np.log1p(mu) * 127
-    )
-    decoded = np.sign(encoded) * np.expm1(np.abs(encoded) / 127 * np.log1p(mu)) / mu
+    return soxr.resample(sosfilt(band, waveform), rate, 8000).astype(np.float32)
+
+
+def _codec_round_trip(
+    waveform: np.ndarray, rate: int, format: str, subtype: str, **options: Any
+) -> np.ndarray:
+    """Encode with libsndfile's codec in memory and decode again, at `rate`."""
+    encoded = io.BytesIO()
+    sf.write(encoded, np.clip(waveform, -1.0, 1.0), rate, format=format, subtype=subtype, **options)
+    encoded.seek(0)
+    decoded, _ = sf.read(encoded, dtype="float32")
+    return decoded
+
+
+def telephone(waveform: np.ndarray, rate: int = SAMPLE_RATE, subtype: str = "ULAW") -> np.ndarray:
+    """A narrowband phone call: 300-3400 Hz band at 8 kHz through a telephone codec (G.711
+    mu-law "ULAW" or A-law "ALAW", or GSM 06.10 "GSM610"), back at `rate`."""
+    decoded = _codec_round_trip(_phone_band(waveform, rate), 8000, "WAV", subtype)
     return _fit(soxr.resample(decoded, 8000, rate).astype(np.float32), len(waveform))
+
+
+def lossy(
+    waveform: np.ndarray, compression: float, format: str, subtype: str, rate: int = SAMPLE_RATE
+) -> np.ndarray:
+    """MP3 or Opus at libsndfile's `compression` level (0 best, 1 smallest)."""
+    decoded = _codec_round_trip(waveform, rate, format, subtype, compression_level=compression)
+    return _fit(decoded.astype(np.float32), len(waveform))
+
+
+def band_limit(waveform: np.ndarray, rate: int = SAMPLE_RATE, to_rate: int = 11025) -> np.ndarray:
+    """Sampled at `to_rate` on the way (an 11 kHz recording): nothing above its Nyquist."""
+    narrow = soxr.resample(waveform, rate, to_rate)
+    return _fit(soxr.resample(narrow, to_rate, rate).astype(np.float32), len(waveform))
+
+
+# The channels `channel` augmentation draws from: name -> (waveform, rng) -> waveform.
+CHANNELS: dict[str, Callable[[np.ndarray, random.Random], np.ndarray]] = {
+    "g711-mulaw": lambda wave, _: telephone(wave, subtype="ULAW"),
+    "g711-alaw": lambda wave, _: telephone(wave, subtype="ALAW"),
+    "gsm": lambda wave, _: telephone(wave, subtype="GSM610"),
+    # 17-26 kbit/s at 16 kHz (libsndfile refuses MP3 at level 1)
+    "mp3": lambda wave, rng: lossy(wave, rng.uniform(0.7, 0.99), "MP3", "MPEG_LAYER_III"),
+    "opus": lambda wave, rng: lossy(wave, rng.uniform(0.9, 1.0), "OGG", "OPUS"),  # 8-32 kbit/s
+    "11khz": lambda wave, _: band_limit(wave),
+}
+
+
+def pad_with_room_tone(
+    waveform: np.ndarray, before: float, after: float, rng: np.random.Generator,
+    rate: int = SAMPLE_RATE,
+) -> np.ndarray:  # fmt: skip
+    """`before` and `after` seconds of quiet noise around the clip, as an untrimmed recording
+    has: the model learns that what is not speech gets no words."""
+    level = float(np.sqrt(np.mean(waveform**2))) * 10 ** (rng.uniform(-50, -20) / 20)
+    tone = colored_noise(rng, int((before + after) * rate), float(rng.choice([0.0, 1.0, 2.0])))
+    head = int(before * rate)
+    return np.concatenate([tone[:head] * level, waveform, tone[head:] * level]).astype(np.float32)
 
 
 def silence_clip(rng: np.random.Generator, seconds: float, rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -190,8 +245,12 @@ class Augmenter:
             waveform = add_noise(
                 waveform, self._noise(len(waveform)), self.random.uniform(*c.snr_db_range)
             )
-        if draw() < c.telephone:
-            waveform = telephone(waveform)
+        if draw() < c.channel:
+            waveform = CHANNELS[self.random.choice(list(CHANNELS))](waveform, self.random)
+        room = c.max_seconds - len(waveform) / SAMPLE_RATE
+        if draw() < c.pad and room > 0:
+            before, after = (min(self.random.uniform(*c.pad_seconds), room / 2) for _ in "ab")
+            waveform = pad_with_room_tone(waveform, before, after, self.numpy)
         return waveform
 
     def _noise(self, length: int) -> np.ndarray:
@@ -205,7 +264,7 @@ def waveform_augmenter(
 ) -> Callable[[np.ndarray], np.ndarray] | None:
     """The training collator's waveform hook for an `augment` config block, or None if idle."""
     config = augment_config(probabilities)
-    active = (config.speed, config.pitch, config.reverb, config.noise, config.telephone)
+    active = (config.speed, config.pitch, config.reverb, config.noise, config.channel, config.pad)
     return Augmenter(config, seed) if any(p > 0 for p in active) else None
 
 
@@ -243,7 +302,7 @@ def feature_augmenter(probabilities: dict[str, float], seed: int = 0) -> Feature
 
 
 def augment_config(probabilities: dict[str, float]) -> AugmentConfig:
-    known = ("speed", "pitch", "reverb", "noise", "telephone", "specaugment", "silence")
+    known = ("speed", "pitch", "reverb", "noise", "channel", "pad", "specaugment", "silence")
     unknown = sorted(set(probabilities) - set(known))
     if unknown:
         raise UserError(f"unknown augmentation {', '.join(unknown)} (known: {', '.join(known)})")
