@@ -18,7 +18,8 @@ from test_transcribe_cli import save_tiny_model, tone_file
 
 from tiny_audio.audio import SAMPLE_RATE, load_audio
 from tiny_audio.cli import cli
-from tiny_audio.evaluate.word_timing import Span, boundary_errors, trim_silence
+from tiny_audio.evaluate.joined import Span, trim_silence
+from tiny_audio.evaluate.word_timing import boundary_errors
 from tiny_audio.lact.alignment import ctc_words, label_frames, pause_cuts
 from tiny_audio.model.alignment import Word, off_pauses, word_bounds
 from tiny_audio.subtitles import cues_from_segments, cues_from_words, to_srt, to_vtt

@@ -1,7 +1,7 @@
 """`ta bench-long`: one long recording of real speech, cut at pauses or into fixed windows.
 
-Real clips of the test splits are joined with known silences (as `ta bench-words` joins them)
-into one recording of several minutes. A tiny-audio model transcribes it twice, with windows
+Real clips of the test splits are joined with known silences (`evaluate.joined`) into one
+recording of several minutes. A tiny-audio model transcribes it twice, with windows
 cut at pauses by the voice-activity detector and with fixed overlapping windows; any other
 system once, its own way. Each run is scored against the clips' texts joined in order: WER,
 words written against words said (a window that stops early shows here), and RTFx.
@@ -9,17 +9,14 @@ words written against words said (a window that stops early shows here), and RTF
 
 from __future__ import annotations
 
-import json
-import shlex
 import time
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
 from tiny_audio.audio import SAMPLE_RATE
-from tiny_audio.evaluate.word_timing import build_recording
+from tiny_audio.evaluate.joined import joined_recording_command, record, report
 
 # Window choice -> the options that make it; a system other than a tiny-audio model runs as is.
 WINDOWING: dict[str, dict[str, Any]] = {"pauses (VAD)": {"vad": True}, "fixed": {"vad": False}}
@@ -69,38 +66,27 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-@click.command("bench-long")
-@click.option("-m", "--model", "systems", multiple=True, default=("default", "whisper:tiny.en"),
-              show_default=True, help="A model or peer (repeatable).")  # fmt: skip
-@click.option("-d", "--dataset", "sources", multiple=True, default=("games",), show_default=True,
-              help="Where the real clips come from (test split; repeatable).")  # fmt: skip
-@click.option("-n", "--clips", type=click.IntRange(min=2), default=140, show_default=True,
-              help="Clips joined: 140 game clips make about 10 minutes.")  # fmt: skip
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "-o",
-    "--output-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("outputs/bench-long"),
-    show_default=True,
-    help="The joined recording, its text and every system's transcript.",
+@joined_recording_command(
+    "bench-long",
+    systems=("default", "whisper:tiny.en"),
+    systems_help="A model or peer (repeatable).",
+    clips=140,
+    clips_help="Clips joined: 140 game clips make about 10 minutes.",
+    output_help="The joined recording, its text and every system's transcript.",
 )
 def bench_long_command(
     systems: tuple[str, ...], sources: tuple[str, ...], clips: int, seed: int, output_dir: Path
 ) -> None:
     """WER and speed on one long recording of real clips, windows at pauses vs fixed."""
-    import soundfile as sf
-
-    waveform, spans = build_recording(list(sources), clips, seed)
+    waveform, spans = record(output_dir, sources, clips, seed)
     reference = " ".join(span.text for span in spans)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    sf.write(output_dir / "recording.flac", waveform, SAMPLE_RATE)
     results = [result for system in systems for result in measure(system, waveform, reference)]
-    (output_dir / "results.json").write_text(
-        json.dumps({"reference": reference, "results": results}, indent=1) + "\n"
+    report(
+        "bench-long",
+        (systems, sources, clips, seed),
+        waveform,
+        spans,
+        {"reference": reference, "results": results},
+        markdown_table(results),
+        output_dir,
     )
-    flags = [f"-m {shlex.quote(s)}" for s in systems] + [f"-d {shlex.quote(s)}" for s in sources]
-    click.echo(f"ta bench-long {' '.join(flags)} -n {clips} --seed {seed}")
-    click.echo(f"{len(waveform) / SAMPLE_RATE:.0f} s of audio, {len(spans)} clips\n")
-    click.echo(markdown_table(results))
-    click.echo(f"\nthe recording and every transcript: {output_dir}")
