@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
+from click.testing import CliRunner
 
 from tiny_audio.audio import load_audio
+from tiny_audio.cli import cli
 from tiny_audio.data.augment import (
     CHANNELS,
     AugmentConfig,
@@ -27,7 +32,7 @@ from tiny_audio.data.augment import (
     telephone,
     waveform_augmenter,
 )
-from tiny_audio.data.manifest import Utterance
+from tiny_audio.data.manifest import Utterance, read_manifest, write_manifest
 from tiny_audio.errors import UserError
 
 RATE = 16000
@@ -209,3 +214,37 @@ def test_spec_augment_masks_bands_and_frames_without_changing_shape() -> None:
     masked_frames = changed.all(dim=-2).any(dim=0).sum()  # whole time columns
     assert 1 <= masked_bins <= 20 and 1 <= masked_frames <= 60
     assert torch.equal(features, features.clone())  # input untouched
+
+
+def test_data_channel_writes_one_channel_a_clip_as_its_slice(tmp_path: Path) -> None:
+    clips = []
+    for index in range(len(CHANNELS) + 1):
+        path = tmp_path / f"clip{index}.flac"
+        sf.write(path, tone(300 + 100 * index), RATE)
+        clips.append(Utterance(f"c{index}", str(path), f"clip {index}", 1.0, "someone", "lab"))
+    write_manifest(tmp_path / "dev.jsonl", clips)
+    out = tmp_path / "noisy" / "dev.jsonl"
+    result = CliRunner().invoke(
+        cli, ["data", "channel", str(tmp_path / "dev.jsonl"), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    written = read_manifest(out)
+    assert [u.source for u in written] == [*CHANNELS, next(iter(CHANNELS))]  # in turn
+    for original, copy in zip(clips, written):
+        assert (copy.text, copy.speaker) == (original.text, original.speaker)
+        heard = load_audio(copy.audio)
+        assert len(heard) == RATE and not np.allclose(heard, load_audio(original.audio), atol=1e-3)
+
+    result = CliRunner().invoke(
+        cli,
+        [
+            "data",
+            "channel",
+            str(tmp_path / "dev.jsonl"),
+            "--out",
+            str(out),
+            "--channels",
+            "mp3,fax",
+        ],
+    )
+    assert result.exit_code == 1 and result.output.startswith("error: unknown channel fax")

@@ -221,6 +221,30 @@ def join(source: str, split: str, out: Path, count: int, max_seconds: float, see
 
 @data.command()
 @click.argument("source")
+@click.option("--split", default="dev", show_default=True, help="Split of SOURCE.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Manifest to write; the clips go in a folder beside it named after it.",
+)
+@click.option("--channels", help="Comma-separated channels (default: all, in turn).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def channel(source: str, split: str, out: Path, channels: str | None, seed: int) -> None:
+    """A copy of SOURCE (a manifest or named source) heard through phone lines (G.711, GSM),
+    low-bitrate MP3 and Opus, and an 11 kHz recording, one channel a clip: its slices are the
+    channels, so `ta eval` on it gives WER per channel."""
+    from tiny_audio.data.augment import CHANNELS
+    from tiny_audio.data.channel import through_channels
+    from tiny_audio.data.sources import load_source
+
+    chosen = _names(channels) or tuple(CHANNELS)
+    written = through_channels(load_source(source, split), out, chosen, seed)
+    click.echo(f"{len(written)} clips through {', '.join(chosen)}: {out}")
+
+
+@data.command()
+@click.argument("source")
 @click.option(
     "--split", default="test", show_default=True, help="Split, for sources that have them."
 )
