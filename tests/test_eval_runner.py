@@ -21,7 +21,6 @@ from tiny_audio.cli import cli
 from tiny_audio.data.manifest import Utterance, read_manifest, write_manifest
 from tiny_audio.errors import UserError
 from tiny_audio.evaluate.runner import (
-    METRICS_FILE,
     PREDICTIONS_FILE,
     RunFiles,
     distinct_slugs,
@@ -29,6 +28,7 @@ from tiny_audio.evaluate.runner import (
     slug,
     summarize,
 )
+from tiny_audio.train.run_folder import METRICS
 
 SLICES = ("cards", "goforward")
 PREDICTION_KEYS = {
@@ -208,7 +208,7 @@ def test_nothing_scored_is_an_error_not_zero_wer(
         result.stderr.splitlines()[-1]
         == f"error: nothing was scored for deepgram on {manifest}: {why}"
     )
-    metrics = json.loads((_run_folder(tmp_path / "eval") / METRICS_FILE).read_text())
+    metrics = json.loads((_run_folder(tmp_path / "eval") / METRICS).read_text())
     assert metrics["scored"] == 0 and metrics["complete"] is True
     assert metrics["wer"] is None and metrics["cer"] is None and metrics["rtfx"] is None
     assert "n/a" in result.stdout and "0.00" not in result.stdout
@@ -223,7 +223,7 @@ def test_failed_items_are_counted_and_said(tiny_model: str, tmp_path: Path) -> N
         f"warning: 1 of 3 items of {tiny_model} on {manifest} failed and are not in its WER "
         f"(most often AudioError: {tmp_path}/gone-0.wav: no such file or directory)"
     ]
-    metrics = json.loads((_run_folder(tmp_path / "eval") / METRICS_FILE).read_text())
+    metrics = json.loads((_run_folder(tmp_path / "eval") / METRICS).read_text())
     assert (metrics["n"], metrics["scored"], metrics["failed"]) == (3, 2, 1)
     assert metrics["wer"] is not None
 
@@ -259,7 +259,7 @@ def test_ctrl_c_keeps_the_predictions_and_the_same_command_continues(
         f"tone-{i:03d}" for i in range(len(kept))
     ]
     assert f"interrupted: the {len(kept)} predictions made so far are kept in {folder}" in stderr
-    assert json.loads((folder / METRICS_FILE).read_text())["complete"] is False
+    assert json.loads((folder / METRICS).read_text())["complete"] is False
 
     result = _eval(*arguments)
     assert result.exit_code == 0, result.output
@@ -267,7 +267,7 @@ def test_ctrl_c_keeps_the_predictions_and_the_same_command_continues(
     predictions = _predictions(folder)
     assert [p["id"] for p in predictions] == [f"tone-{i:03d}" for i in range(count)]
     assert predictions[: len(kept)] == kept  # taken over as they were, latencies included
-    metrics = json.loads((folder / METRICS_FILE).read_text())
+    metrics = json.loads((folder / METRICS).read_text())
     assert metrics["n"] == metrics["scored"] == count and metrics["complete"] is True
 
 

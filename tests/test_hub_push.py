@@ -30,6 +30,7 @@ from tiny_audio.lact.model import LaCTForCTC
 from tiny_audio.model import ASRConfig, ASRModel
 from tiny_audio.model.modeling import REMOTE_CODE_FILES
 from tiny_audio.recognizer import load_recognizer
+from tiny_audio.train import run_folder
 from tiny_audio.train.checkpoint import save_checkpoint
 from tiny_audio.train.main import compose
 from tiny_audio.zoo import resolve
@@ -107,7 +108,7 @@ def checkpoint(tiny_parts: dict[str, str], tmp_path_factory: pytest.TempPathFact
     directory = save_checkpoint(
         output_dir, 3, ASRModel(config).save_pretrained, state, {"dev_wer": 0.75}
     )
-    OmegaConf.save(compose(["+experiments=smoke"]), output_dir / "config.yaml")
+    OmegaConf.save(compose(["+experiments=smoke"]), output_dir / run_folder.RUN_CONFIG)
     inside = directory / "eval" / "checkpoint-3" / "real"
     inside.mkdir(parents=True)
     old, new = (
@@ -128,8 +129,9 @@ def checkpoint(tiny_parts: dict[str, str], tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture(scope="module")
 def lact_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny LaCT model as `ta train +experiments=lact_tiny` leaves its best one: a character
-    LM inside, the composed config beside it, and a `ta eval` run of it in outputs/eval."""
+    """A tiny LaCT run's best checkpoint as `ta train +experiments=lact_tiny` leaves it (RUN/best,
+    a link to the checkpoint with its dev figures): a character LM inside, the composed config
+    beside it, and a `ta eval` run of it in outputs/eval."""
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("lact_run")
     output_dir = root / "outputs" / "lact"
@@ -144,8 +146,12 @@ def lact_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     model = LaCTForCTC(config)
     model.lm = CharLM.fit(["hello world", "go forward"], model.tokenizer.characters, 3)
-    directory = model.save_pretrained(output_dir / "best")
-    OmegaConf.save(compose(["+experiments=lact_tiny"]), output_dir / "training_config.yaml")
+    state = {"optimizer": {}, "scheduler": {}, "best_cer": 0.25}
+    dev = {"dev_cer": 0.25, "dev_wer": 0.5, "dev_loss": 1.5}
+    saved = save_checkpoint(output_dir, 20, model.save_pretrained, state, dev)
+    run_folder.point_best(output_dir, saved)
+    directory = output_dir / run_folder.BEST
+    OmegaConf.save(compose(["+experiments=lact_tiny"]), output_dir / run_folder.RUN_CONFIG)
     (root / "outputs" / "eval" / "lact").mkdir(parents=True)
     (root / "outputs" / "eval" / "lact" / "metrics.json").write_text(
         json.dumps(eval_metrics(str(directory), "synth", 0.5, "2026-03-01"))
@@ -309,7 +315,9 @@ def test_a_lact_checkpoint_publishes_for_tiny_audio_with_its_recipe_and_results(
     card = Card.parse((folder / "README.md").read_text())
     assert "library_name" not in card.metadata and card.metadata["license"] == "mit"
     assert "ta transcribe speech.wav -m someone/lact" in card.sections["Use it"]
-    assert "| experiment | lact_tiny |" in card.sections["Training recipe"]
+    recipe = card.sections["Training recipe"]
+    assert "| experiment | lact_tiny |" in recipe and "| planned steps | 3000 |" in recipe
+    assert "| checkpoint step | 20 |" in recipe and "| dev WER at this step | 50.00% |" in recipe
     assert "| character LM for beam search | order 3, weight 0.6 |" in card.sections["Model"]
     assert "| synth (test) | 5 | 50.00 | 25.00 | 41.5 |" in card.sections["Evaluation"]
     assert card.metadata["datasets"] == ["synth-1h/train.jsonl"]  # lact_tiny's corpus

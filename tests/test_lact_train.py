@@ -109,7 +109,19 @@ def test_tiny_training_reduces_loss_and_writes_checkpoints(
         "training_state.pt",
         "metrics.json",
     }
+    # best links the checkpoint of the lowest dev CER, which records its figures; the run's
+    # config is saved as `ta train` saves every run's (`ta push` puts it in the card).
     best = straight_run / "best"
+    dev = min((row for row in read_metrics(straight_run) if "cer" in row), key=lambda r: r["cer"])
+    assert best.is_symlink() and best.resolve() == straight_run / f"checkpoint-{dev['step']}"
+    figures = json.loads((best / "metrics.json").read_text())
+    assert figures == {
+        "step": dev["step"],
+        "dev_cer": dev["cer"],
+        "dev_wer": dev["wer"],
+        "dev_loss": dev["val_loss"],
+    }
+    assert (straight_run / "config.yaml").is_file()
     assert json.loads((best / "config.json").read_text())["model_type"] == "lact_asr"
     model = LaCTForCTC.from_pretrained(best)
     assert isinstance(model.transcribe([str(corpus / "0.wav")])[0], str)

@@ -15,7 +15,6 @@ from tiny_audio.model import ASRConfig, ASRModel
 from tiny_audio.model.projectors import PROJECTORS, MoEProjector, build_projector
 
 NEW_PROJECTORS = ["swiglu", "mosa", "moe", "qformer"]
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def tiny_config(projector_type: str, **overrides: Any) -> ASRConfig:
@@ -187,10 +186,9 @@ def test_save_and_load_give_identical_outputs(asr_model: ASRModel, tmp_path: Pat
 
 @pytest.mark.parametrize("projector_type", sorted(PROJECTORS))
 def test_experiment_preset_selects_the_projector(projector_type: str) -> None:
-    from hydra import compose, initialize_config_dir
+    from tiny_audio.train.main import compose
 
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
-        cfg = compose(config_name="config", overrides=[f"+experiments={projector_type}"])
+    cfg = compose([f"+experiments={projector_type}"])
     assert cfg.model.projector_type == projector_type
     fields = {key: value for key, value in cfg.model.items() if key.startswith("projector_")}
     config = tiny_config(

@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 from ports import free_port
 
 from tiny_audio.cli import cli
-from tiny_audio.train import checkpoint as ckpt
+from tiny_audio.train import run_folder
 from tiny_audio.zoo.cache import HOME_VARIABLE, cache_home
 
 pytestmark = pytest.mark.slurm
@@ -227,7 +227,7 @@ def test_two_task_job_trains_the_smoke_preset(cluster: Cluster, tmp_path: Path) 
     assert f"[tiny-audio] job {job_id} run 1: 1 node(s) x 2 process(es)" in log
     assert "training smoke: 5 examples" in log and "2 process(es)" in log
     assert "dev WER" in log and log.count(f"best checkpoint: {output / 'best'}") == 2
-    assert [path.name for path in ckpt.checkpoints(output)] == ["checkpoint-2"]
+    assert [path.name for path in run_folder.checkpoints(output)] == ["checkpoint-2"]
     # What `logs` reads once the controller has forgotten the job.
     record = cluster.client_home / "slurm" / f"{job_id}.log-path"
     assert record.read_text() == str(output / "slurm" / f"{job_id}.out")
@@ -244,7 +244,7 @@ def test_cancelled_then_requeued_job_resumes_from_its_checkpoint(
         "data.dev.max_samples=0",  # no dev set: nothing to evaluate, faster steps
     )
     deadline = time.monotonic() + 600
-    while not ckpt.checkpoints(output):
+    while not run_folder.checkpoints(output):
         assert time.monotonic() < deadline, cluster.ta("logs", job_id).output
         time.sleep(0.2)
     running = cluster.ta("status", job_id).stdout
@@ -253,7 +253,7 @@ def test_cancelled_then_requeued_job_resumes_from_its_checkpoint(
     assert cancelled.exit_code == 0, cancelled.output
     status = cluster.wait_for(job_id, FINISHED, timeout_s=60)
     assert status.startswith(f"job {job_id}: CANCELLED"), status
-    stopped_at = ckpt.latest_checkpoint(output)
+    stopped_at = run_folder.latest_checkpoint(output)
     assert stopped_at is not None and stopped_at.name != "checkpoint-4"
 
     subprocess.run(["scontrol", "requeue", job_id], check=True)

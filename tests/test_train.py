@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -15,8 +17,9 @@ import pytest
 from ports import free_port
 
 from tiny_audio.train import checkpoint as ckpt
+from tiny_audio.train import run_folder
 from tiny_audio.train.data import LengthGroupedBatches
-from tiny_audio.train.main import compose
+from tiny_audio.train.main import CONFIG_DIR, EXPERIMENTS_DIR, check_keys, compose
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,7 +47,7 @@ LAUNCHERS = {
         "-m",
         "accelerate.commands.launch",
         "--config_file",
-        str(REPO / "configs/accelerate/cpu2.yaml"),
+        str(CONFIG_DIR / "accelerate" / "cpu2.yaml"),
         "--main_process_port={port}",
     ],
 }
@@ -102,6 +105,22 @@ def test_bad_training_setting_is_one_line_before_training_starts(
     assert "Traceback" not in log and not output.exists()
 
 
+def test_bf16_training_scores_its_dev_set_with_float32_features(
+    tiny_parts: dict[str, str], tone_corpus: Path, tmp_path: Path
+) -> None:
+    """Dev loss under bf16 autocast: the log-mel of the dev clips stays float32 (numpy cannot
+    hold bfloat16), as it is for training batches."""
+    output = tmp_path / "run"
+    overrides = tiny_overrides(
+        tiny_parts, tone_corpus, output, bf16="true", max_steps=2, eval_steps=2, save_steps=2
+    )
+    process = run_train(overrides, tmp_path)
+    log, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, log
+    metrics = json.loads((output / "checkpoint-2" / run_folder.METRICS).read_text())
+    assert math.isfinite(metrics["dev_loss"]) and "dev_wer" in metrics
+
+
 def test_wandb_key_without_wandb_says_logging_is_off(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -133,9 +152,11 @@ def test_wandb_key_without_wandb_says_logging_is_off(
 
 
 def test_presets_compose() -> None:
-    for name in ("mlp", "mlp_lora", "mlp_fine_tune", "smoke", "offline"):
-        cfg = compose([f"+experiments={name}"])
-        assert cfg.experiment == name
+    """Every preset composes, and its family reads each of its keys."""
+    for preset in sorted(EXPERIMENTS_DIR.glob("*.yaml")):
+        cfg = compose([f"+experiments={preset.stem}"])
+        assert cfg.experiment == preset.stem
+        check_keys(cfg, cfg.model.family)
     assert compose(["+experiments=mlp_lora"]).model.lora_rank > 0
 
 
@@ -161,12 +182,12 @@ def test_sigkill_then_resume_reaches_the_final_step(
     )
     process = run_train(overrides, tmp_path)
     deadline = time.time() + 300
-    while not ckpt.checkpoints(output) and time.time() < deadline and process.poll() is None:
+    while not run_folder.checkpoints(output) and time.time() < deadline and process.poll() is None:
         time.sleep(0.2)
     assert process.poll() is None, process.stdout.read() if process.stdout else ""
     process.send_signal(signal.SIGKILL)
     process.wait()
-    killed_at = ckpt.latest_checkpoint(output)
+    killed_at = run_folder.latest_checkpoint(output)
     assert killed_at is not None
     killed_step = int(killed_at.name.split("-")[1])
     assert killed_step < 40
@@ -175,10 +196,10 @@ def test_sigkill_then_resume_reaches_the_final_step(
     log, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, log
     assert f"resumed from {killed_at}" in log
-    final = ckpt.latest_checkpoint(output)
+    final = run_folder.latest_checkpoint(output)
     assert final is not None and final.name == "checkpoint-40"
     assert int(ckpt.load_training_state(final)["step"]) == 40
-    assert len(ckpt.checkpoints(output)) <= 3  # keep-last-2 plus best
+    assert len(run_folder.checkpoints(output)) <= 3  # keep-last-2 plus best
     assert (output / "best").resolve().is_dir()
 
 
@@ -197,10 +218,37 @@ def test_kill_during_save_leaves_previous_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         ckpt.save_checkpoint(tmp_path, 4, dies_mid_save, state, {})
     assert (tmp_path / "checkpoint-4.tmp").is_dir() and not (tmp_path / "checkpoint-4").exists()
-    assert ckpt.latest_checkpoint(tmp_path) == tmp_path / "checkpoint-2"
+    assert run_folder.latest_checkpoint(tmp_path) == tmp_path / "checkpoint-2"
     assert ckpt.load_training_state(tmp_path / "checkpoint-2")["step"] == 2
-    ckpt.clean_partial(tmp_path)
+    run_folder.clean_partial(tmp_path)
     assert not (tmp_path / "checkpoint-4.tmp").exists()
+
+
+def test_best_links_a_checkpoint_that_pruning_keeps(tmp_path: Path) -> None:
+    def save_model(directory: Path) -> None:
+        directory.mkdir(parents=True)
+
+    (tmp_path / "best").mkdir()  # a LaCT run from when best was a copy
+    (tmp_path / "best" / "model.safetensors").write_bytes(b"old")
+    state = {"optimizer": {}, "scheduler": {}}
+    first = ckpt.save_checkpoint(tmp_path, 1, save_model, state, {"dev_wer": 0.5})
+    run_folder.point_best(tmp_path, first)
+    for step in (2, 3, 4):
+        ckpt.save_checkpoint(tmp_path, step, save_model, state, {})
+        run_folder.prune(tmp_path, keep_last=2)
+    best = tmp_path / "best"
+    assert best.is_symlink() and best.readlink() == Path("checkpoint-1")  # the folder can move
+    assert json.loads((best / "metrics.json").read_text()) == {"step": 1, "dev_wer": 0.5}
+    names = [path.name for path in run_folder.checkpoints(tmp_path)]
+    assert names == ["checkpoint-1", "checkpoint-3", "checkpoint-4"]
+
+
+def test_run_config_is_found_under_the_name_older_lact_runs_used(tmp_path: Path) -> None:
+    assert run_folder.run_config(tmp_path) is None
+    (tmp_path / "training_config.yaml").write_text("experiment: lact_tiny\n")
+    assert run_folder.run_config(tmp_path) == tmp_path / "training_config.yaml"
+    (tmp_path / run_folder.RUN_CONFIG).write_text("experiment: lact_tiny\n")
+    assert run_folder.run_config(tmp_path) == tmp_path / run_folder.RUN_CONFIG
 
 
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
@@ -215,7 +263,7 @@ def test_two_process_ddp_trains_and_checkpoints(
     )
     log, _ = process.communicate(timeout=900)
     assert process.returncode == 0, log
-    assert [p.name for p in ckpt.checkpoints(output)] == ["checkpoint-2", "checkpoint-4"]
+    assert [p.name for p in run_folder.checkpoints(output)] == ["checkpoint-2", "checkpoint-4"]
     assert "2 process(es)" in log and "dev WER" in log and "dev loss" in log, log[-3000:]
 
 

@@ -22,7 +22,7 @@ import click
 from rich.console import Console
 
 from tiny_audio.errors import UserError
-from tiny_audio.hub import TRAINING_CONFIG
+from tiny_audio.train.run_folder import CHECKPOINT_GLOB, RUN_CONFIGS, checkpoint_step
 from tiny_audio.zoo.cache import cache_home
 
 # Variables copied from your shell into remote jobs; they travel over the SSH connection's stdin
@@ -32,7 +32,6 @@ SECRET_NAMES = ("HF_TOKEN", "WANDB_API_KEY", "ASSEMBLYAI_API_KEY", "DEEPGRAM_API
 SETUP_PACKAGES = ("tmux", "rsync")
 STATE_DIR = ".tiny-audio"  # inside the remote directory: job logs and short-lived env files
 OUTPUTS_DIR = "outputs"  # where `ta train` writes outputs/EXPERIMENT/checkpoint-N
-CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")  # a complete one; saves go via checkpoint-N.tmp
 DEFAULT_SESSION = "tiny-audio"
 SESSION_NAME = re.compile(r"[A-Za-z0-9_-]+")  # safe as a tmux target and as a file name
 EXIT_MARKER = "[tiny-audio] job exited with status"
@@ -350,15 +349,16 @@ def latest_checkpoint(host: Host, experiment: str | None = None) -> str:
     outputs = f"{OUTPUTS_DIR}/{experiment}" if experiment else OUTPUTS_DIR
     listing = host.run(
         f"cd {host.shell_path()} && [ -d {shlex.quote(outputs)} ] && "
-        f"find {shlex.quote(outputs)} -type d -name 'checkpoint-*' -printf '%T@ %p\\n' || true",
+        f"find {shlex.quote(outputs)} -type d -name {shlex.quote(CHECKPOINT_GLOB)} "
+        "-printf '%T@ %p\\n' || true",
         what="looking for checkpoints",
     )
     found = []
     for line in listing.splitlines():
         modified, path = line.split(" ", 1)
-        complete = CHECKPOINT_NAME.fullmatch(path.rsplit("/", 1)[-1])  # not checkpoint-N.tmp
-        if complete:
-            found.append((float(modified), int(complete.group(1)), path))
+        step = checkpoint_step(path.rsplit("/", 1)[-1])  # None for a staging folder
+        if step is not None:
+            found.append((float(modified), step, path))
     if not found:
         raise UserError(f"no checkpoint under {host.directory}/{outputs} on {host.address}")
     return max(found)[2]
@@ -389,7 +389,7 @@ def pull_checkpoint(host: Host, checkpoint: str, destination: Path) -> Path:
         "--rsh",
         shlex.join(host.ssh_args()),
         source(remote.name),
-        source(TRAINING_CONFIG),
+        *(source(name) for name in RUN_CONFIGS),
         f"{local_parent}/",
     ]
     result = subprocess.run(
@@ -530,7 +530,11 @@ def deploy_command(
 @remote.command("train", context_settings={"ignore_unknown_options": True})
 @host_options
 @click.option(
-    "-e", "--experiment", default="mlp", show_default=True, help="configs/experiments/NAME.yaml"
+    "-e",
+    "--experiment",
+    default="mlp",
+    show_default=True,
+    help="tiny_audio/configs/experiments/NAME.yaml",
 )
 @session_option
 @env_option

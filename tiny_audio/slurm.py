@@ -182,7 +182,7 @@ def slurm() -> None:
 
 @slurm.command("submit", context_settings={"ignore_unknown_options": True})
 @click.option(
-    "-e", "--experiment", default="mlp", show_default=True, help="configs/experiments/NAME.yaml"
+    "-e", "--experiment", default="mlp", show_default=True, help="a preset (ta train --help)"
 )
 @click.option("-p", "--partition", help="Slurm partition (default: the cluster's default).")
 @click.option("-N", "--nodes", type=click.IntRange(min=1), default=1, show_default=True)

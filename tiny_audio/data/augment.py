@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class AugmentConfig:
-    """Probabilities (the names of the `augment` block in configs/data/*.yaml) and ranges.
+    """Probabilities (the names of the `augment` block in tiny_audio/configs/data/) and ranges.
     Each probability is the chance that one training example gets that augmentation, except
     `silence`: the share of extra silent or noise-only clips, with empty transcripts, added to
     the training set (`add_silence`) so that the model learns to say nothing on silence."""

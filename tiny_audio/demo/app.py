@@ -264,7 +264,7 @@ def build_app(recognizer: Recognizer) -> gr.Blocks:
             [transcript, live],
             time_limit=MAX_AUDIO_S,
             show_progress="hidden",
-            api_name=False,
+            api_name=False,  # type: ignore[arg-type]  # False hides the event from the API
         )
         live_audio.stop_recording(finish_live, live, transcript, show_progress="hidden")
         # A new recording makes the previous result stale.

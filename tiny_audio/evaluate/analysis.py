@@ -20,8 +20,9 @@ from typing import Any
 from tiny_audio.errors import UserError
 from tiny_audio.evaluate import plots
 from tiny_audio.evaluate.metrics import align_words
-from tiny_audio.evaluate.runner import DEFAULT_OUTPUT_DIR, METRICS_FILE, PREDICTIONS_FILE, slug
+from tiny_audio.evaluate.runner import DEFAULT_OUTPUT_DIR, PREDICTIONS_FILE, slug
 from tiny_audio.normalize import english_normalizer
+from tiny_audio.train.run_folder import METRICS
 
 # (exclusive upper bound, label): reference length in normalized words, and audio duration.
 LENGTH_BUCKETS: list[tuple[float, str]] = [
@@ -79,7 +80,7 @@ def _load_run(file: Path) -> Run:
         predictions = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
     except json.JSONDecodeError as error:
         raise UserError(f"{file}: not a predictions file ({error})") from None
-    metrics_file = file.parent / METRICS_FILE
+    metrics_file = file.parent / METRICS
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     name = (
         f"{metrics['model']} on {metrics['dataset']}"

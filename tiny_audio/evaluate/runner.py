@@ -36,10 +36,10 @@ from tiny_audio.errors import UserError
 from tiny_audio.evaluate.metrics import ErrorCounts, char_errors, rtfx, word_errors
 from tiny_audio.normalize import english_normalizer
 from tiny_audio.recognizer import Recognizer
+from tiny_audio.train.run_folder import METRICS
 
 DEFAULT_OUTPUT_DIR = Path("outputs/eval")
 PREDICTIONS_FILE = "predictions.jsonl"
-METRICS_FILE = "metrics.json"
 SUMMARIES_FOLDER = "summaries"  # one file per `ta eval`, named by when it ran
 ALL_SLICES = "all"
 
@@ -314,7 +314,7 @@ class RunFiles:
     def resumable(self, metrics: dict[str, Any]) -> dict[str, Prediction]:
         """By id, the error-free predictions of the same run interrupted here; none where the
         run here finished (it is made afresh). Failed items are tried again."""
-        metrics_file = self.folder / METRICS_FILE
+        metrics_file = self.folder / METRICS
         if not metrics_file.is_file():
             return {}
         previous = json.loads(metrics_file.read_text())
@@ -370,8 +370,8 @@ class RunFiles:
         self._write_metrics({**metrics, "complete": True})
 
     def _write_metrics(self, metrics: dict[str, Any]) -> None:
-        with self._writing(self.folder / METRICS_FILE):
-            _replace(self.folder / METRICS_FILE, (json.dumps(metrics, indent=2) + "\n").encode())
+        with self._writing(self.folder / METRICS):
+            _replace(self.folder / METRICS, (json.dumps(metrics, indent=2) + "\n").encode())
 
     @contextlib.contextmanager
     def _writing(self, path: Path) -> Iterator[None]:

@@ -7,6 +7,5 @@ and a Gradio Space that serves a model (`ta deploy`).
 """
 
 from tiny_audio.hub.commands import deploy_command, push_command
-from tiny_audio.hub.families import TRAINING_CONFIG
 
-__all__ = ["TRAINING_CONFIG", "deploy_command", "push_command"]
+__all__ = ["deploy_command", "push_command"]

@@ -20,10 +20,9 @@ from typing import Any
 import yaml
 
 from tiny_audio.hub.families import CONFIG_FILE, Family
+from tiny_audio.train.run_folder import METRICS, run_config
 
 CARD_FILE = "README.md"
-# `ta eval` writes one per model and dataset; `ta train` one per checkpoint (its dev figures).
-METRICS_FILE = "metrics.json"
 PROJECT = "tiny_audio"  # the import name; its distribution's licence is the card's
 EVALUATION = "Evaluation"
 # Rebuilt on every push, from the destination and the folder's files; an own card's other
@@ -94,9 +93,9 @@ class Card:
 def find_metrics(model_dir: Path, eval_dirs: Sequence[Path] = ()) -> list[dict[str, Any]]:
     """`ta eval` results for this model: those inside its folder (`ta eval -o CHECKPOINT/eval`)
     and those under eval_dirs whose "model" is this folder. The newest per (dataset, split) wins."""
-    candidates = list(model_dir.rglob(METRICS_FILE))
+    candidates = list(model_dir.rglob(METRICS))
     for directory in eval_dirs:
-        candidates += directory.rglob(METRICS_FILE) if directory.is_dir() else []
+        candidates += directory.rglob(METRICS) if directory.is_dir() else []
     newest: dict[tuple[str, str], dict[str, Any]] = {}
     for path in candidates:
         metrics = json.loads(path.read_text())
@@ -111,11 +110,11 @@ def find_metrics(model_dir: Path, eval_dirs: Sequence[Path] = ()) -> list[dict[s
     return [newest[key] for key in sorted(newest)]
 
 
-def training_config(model_dir: Path, family: Family) -> str | None:
+def training_config(model_dir: Path) -> str | None:
     """The composed `ta train` config as YAML: saved beside the checkpoint, or else the copy the
     folder's own card embeds (a model published or bundled without its run)."""
-    beside = model_dir.resolve().parent / family.training_config
-    if beside.is_file():
+    beside = run_config(model_dir.resolve().parent)  # resolved: best/ is a link into the run
+    if beside:
         return beside.read_text().replace(str(Path.home()), "~")
     own = model_dir / CARD_FILE
     embedded = CONFIG_BLOCK_PATTERN.search(own.read_text()) if own.is_file() else None
@@ -159,7 +158,7 @@ def recipe_rows(config: Mapping[str, Any], model_dir: Path) -> dict[str, Any]:
             f"{training.get('learning_rate')} ({', '.join(str(s) for s in schedule if s)})"
         )
         rows["planned steps"] = training.get("max_steps")
-    checkpoint_file = model_dir / METRICS_FILE
+    checkpoint_file = model_dir / METRICS
     if checkpoint_file.is_file():
         checkpoint = json.loads(checkpoint_file.read_text())
         rows["checkpoint step"] = checkpoint.get("step")
@@ -252,7 +251,7 @@ def model_card(
     config = json.loads((model_dir / CONFIG_FILE).read_text())
     described = family.describe(config, model_dir)
     title = model_id.split("/")[-1]
-    config_text = training_config(model_dir, family)
+    config_text = training_config(model_dir)
     run = (yaml.safe_load(config_text) or {}) if config_text else {}
     recipe = recipe_rows(run, model_dir)
     evaluation = evaluation_rows(metrics)

@@ -1,5 +1,5 @@
 """The model families `ta train` makes, and what publishing each one depends on: how a card
-describes it, where its run keeps the training config, and the code transformers loads it with."""
+describes it and the code transformers loads it with."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from tiny_audio.errors import UserError
 from tiny_audio.recognizer import reading
 
 CONFIG_FILE = "config.json"
-# `ta train` saves its composed config beside the checkpoints of a tiny-audio run under this name.
-TRAINING_CONFIG = "config.yaml"
 
 
 @dataclass(frozen=True)
@@ -31,7 +29,6 @@ class Description:
 @dataclass(frozen=True)
 class Family:
     model_type: str  # config.json "model_type"
-    training_config: str  # the composed `ta train` config, saved beside the checkpoints
     describe: Callable[[dict[str, Any], Path], Description]
     # Writes the code `pipeline(..., trust_remote_code=True)` loads; None: no transformers class,
     # so the model loads with tiny-audio only.
@@ -176,7 +173,6 @@ FAMILIES: dict[str, Family] = {
     for family in (
         Family(
             model_type="tiny_audio",
-            training_config=TRAINING_CONFIG,
             describe=describe_tiny_audio,
             write_code=write_tiny_audio_code,
             tags=("tiny-audio", "speech", "asr", "custom_code"),
@@ -185,7 +181,6 @@ FAMILIES: dict[str, Family] = {
         ),
         Family(
             model_type="lact_asr",
-            training_config="training_config.yaml",
             describe=describe_lact,
             write_code=None,
             tags=("tiny-audio", "speech", "asr", "ctc", "lact"),

@@ -10,14 +10,15 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from tiny_audio.hub.card import CARD_FILE, METRICS_FILE, PROJECT, Card, find_metrics, model_card
+from tiny_audio.hub.card import CARD_FILE, PROJECT, Card, find_metrics, model_card
 from tiny_audio.hub.families import Family
+from tiny_audio.train.run_folder import METRICS
 
 REQUIREMENTS_FILE = "requirements.txt"
 # Never published: pickles (unsafe to load from a download), code (the family's current code is
 # written instead: the code `ta eval` scored the model with) and training bookkeeping.
 UNPUBLISHED_SUFFIXES = {".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt", ".py"}
-UNPUBLISHED_NAMES = {METRICS_FILE, CARD_FILE, REQUIREMENTS_FILE}  # the card holds them
+UNPUBLISHED_NAMES = {METRICS, CARD_FILE, REQUIREMENTS_FILE}  # the card holds them
 UNPUBLISHED_DIRS = {"eval", "runs", "logs", "__pycache__"}
 
 

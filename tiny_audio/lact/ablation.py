@@ -22,6 +22,7 @@ from tiny_audio.audio import load_audio
 from tiny_audio.data.manifest import read_manifest
 from tiny_audio.lact.model import LaCTForCTC, LaCTLayer
 from tiny_audio.lact.train import METRICS
+from tiny_audio.train.run_folder import BEST
 
 
 def read_metrics(run: Path) -> list[dict[str, Any]]:
@@ -84,7 +85,7 @@ def score_run(
     character LM (`lm` = weight, bonus; default the checkpoint's own) where it has one."""
     import jiwer
 
-    checkpoint = run / "best"
+    checkpoint = run / BEST
     model = LaCTForCTC.from_pretrained(checkpoint)
     rows = read_manifest(dev)
     references = [model.tokenizer.normalize(row.heard) for row in rows]
@@ -153,7 +154,7 @@ def plot_curves(runs: list[Path], png: Path) -> None:
     figure, (loss_axis, cer_axis) = plt.subplots(1, 2, figsize=(11, 4))
     for run in runs:
         metrics = read_metrics(run)
-        label = run_label(json.loads((run / "best" / "config.json").read_text()))
+        label = run_label(json.loads((run / BEST / "config.json").read_text()))
         train = [row for row in metrics if "loss" in row]
         dev = [row for row in metrics if "cer" in row]
         loss_axis.plot([r["step"] for r in train], [r["loss"] for r in train], label=label)

@@ -1,8 +1,9 @@
 """Training the LaCT CTC model: speech sources -> log-mel batches -> CTC loss -> checkpoints.
 
-`ta train +experiments=lact_tiny` composes configs/config.yaml with a lact_* preset and calls
-`train(cfg)` here (model.family == "lact"). `model.*` are LaCTConfig fields; `training.*` are
-TrainingArgs fields (names shared with the tiny-audio trainer where they mean the same thing);
+`ta train +experiments=lact_tiny` composes tiny_audio/configs/config.yaml with a lact_* preset
+(family/lact.yaml) and calls `train(cfg)` here (model.family == "lact"). `model.*` are LaCTConfig
+fields, `training.*` TrainingArgs fields (names shared with the tiny-audio trainer where they mean
+the same thing) and `data.*` DataArgs fields: `ta train` refuses any other key.
 `data.train` / `data.dev` name sources for tiny_audio.data.sources.load_source; `data.augment`
 is the tiny-audio trainer's augmentation block (waveform augmentations, SpecAugment on the
 log-mels, extra silent clips), applied to training batches only.
@@ -35,6 +36,8 @@ from tiny_audio.lact.lm import CharLM
 from tiny_audio.lact.model import LaCTForCTC, LogMel
 from tiny_audio.lact.tokenizer import CharTokenizer
 from tiny_audio.train import checkpoint as ckpt
+from tiny_audio.train import run_folder
+from tiny_audio.train.main import FAMILY_KEY
 from tiny_audio.train.trainer import augmenters, lr_lambda
 
 if TYPE_CHECKING:
@@ -53,6 +56,7 @@ class TrainingArgs:
     learning_rate: float = 1e-4
     weight_decay: float = 0.01
     warmup_steps: int = 2000
+    lr_scheduler: str = "cosine"  # a name in tiny_audio.train.main.SCHEDULES
     max_grad_norm: float = 1.0
     max_nonfinite_steps: int = 20  # give up after this many skipped steps in a row
     bf16: bool | str = (
@@ -62,7 +66,7 @@ class TrainingArgs:
     sample_steps: int = 500
     eval_steps: int = 1000
     save_steps: int = 5000
-    save_total_limit: int = 3  # newest checkpoints kept; the best model is kept apart in best/
+    save_total_limit: int = 3  # newest checkpoints kept, besides the one best/ points to
     num_workers: int = 0
     resume_from_checkpoint: str | None = None  # a checkpoint directory, or "latest" in output_dir
     device: str = "auto"
@@ -83,12 +87,11 @@ class DataArgs:
     max_duration_s: float = 20.0
 
 
-def _pick(cls: type, section: Any) -> Any:
-    """Build a dataclass from a config section, ignoring keys other model families use."""
+def _settings(section: Any) -> dict[str, Any]:
+    """A config section's keys and values; `ta train` has checked that this family reads each."""
     values = OmegaConf.to_container(section, resolve=True) if section is not None else {}
     assert isinstance(values, dict)
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{key: value for key, value in values.items() if key in names})
+    return {str(key): value for key, value in values.items()}
 
 
 # --- Data -----------------------------------------------------------------------------------
@@ -277,10 +280,10 @@ def resume(
 ) -> dict[str, Any]:
     from safetensors.torch import load_file
 
-    directory = ckpt.latest_checkpoint(output_dir) if source == "latest" else Path(source)
+    directory = run_folder.latest_checkpoint(output_dir) if source == "latest" else Path(source)
     if directory is None:
         return {}
-    if not (directory / ckpt.STATE_NAME).is_file():
+    if not run_folder.is_checkpoint(directory):
         raise UserError(f"{directory}: not a complete checkpoint to resume from")
     model.load_state_dict(load_file(str(directory / "model.safetensors")))
     saved = ckpt.load_training_state(directory)
@@ -296,8 +299,8 @@ def resume(
 
 def train(cfg: DictConfig) -> Path:
     """Train (or resume) a LaCT model; returns the directory of the best checkpoint."""
-    args: TrainingArgs = _pick(TrainingArgs, cfg.get("training"))
-    data: DataArgs = _pick(DataArgs, cfg.get("data"))
+    args = TrainingArgs(**_settings(cfg.get("training")))
+    data = DataArgs(**_settings(cfg.get("data")))
     if not data.train or not data.dev:
         raise UserError("LaCT training needs data.train (a list of {source: ...}) and data.dev")
     if args.num_threads:
@@ -316,8 +319,10 @@ def train(cfg: DictConfig) -> Path:
     val_set = SpeechDataset(source_specs(data.dev), "dev", tokenizer, data)
     output_dir = Path(args.output_dir).expanduser()
     output_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, output_dir / "training_config.yaml")
-    config = dataclasses.replace(_pick(LaCTConfig, cfg.model), vocab_size=len(tokenizer))
+    OmegaConf.save(cfg, output_dir / run_folder.RUN_CONFIG)
+    model_settings = _settings(cfg.model)
+    model_settings.pop(FAMILY_KEY, None)
+    config = dataclasses.replace(LaCTConfig.from_dict(model_settings), vocab_size=len(tokenizer))
     model = LaCTForCTC(config, tokenizer).to(device)
     tqdm.write(f"LaCT model ({config.mixer} mixer): {model.num_parameters():,} parameters")
     if args.lm_order:
@@ -329,7 +334,7 @@ def train(cfg: DictConfig) -> Path:
         model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(args.warmup_steps, args.max_steps, "cosine")
+        optimizer, lr_lambda(args.warmup_steps, args.max_steps, args.lr_scheduler)
     )
     state: dict[str, Any] = {"step": 0, "samples_seen": 0, "best_cer": math.inf, "skipped_steps": 0}
     if args.resume_from_checkpoint:
@@ -342,24 +347,37 @@ def train(cfg: DictConfig) -> Path:
         metrics_file.write(json.dumps({"step": state["step"], **record}) + "\n")
         metrics_file.flush()
 
-    def checkpoint() -> None:
+    saved_step: int | None = None
+
+    def checkpoint(improved: dict[str, float] | None) -> None:
+        """Save this step; `improved`: its dev figures when they are the best so far, which
+        make this checkpoint best/."""
+        nonlocal saved_step
         training_state = {
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             **state,
         }
-        ckpt.save_checkpoint(output_dir, state["step"], model.save_pretrained, training_state, {})
-        ckpt.prune(output_dir, args.save_total_limit, keep=None)
+        saved = ckpt.save_checkpoint(
+            output_dir, state["step"], model.save_pretrained, training_state, improved or {}
+        )
+        if improved:
+            run_folder.point_best(output_dir, saved)
+        run_folder.prune(output_dir, args.save_total_limit)
+        saved_step = state["step"]
 
-    def validate() -> None:
+    def validate() -> dict[str, float] | None:
+        """Logs this step's dev figures; returns them (as a checkpoint records them) when they
+        are the best so far."""
         result = evaluate(model, val_set, collator, args.per_device_train_batch_size)
         log(result)
         tqdm.write(
             f"step {state['step']}: val_loss {result['val_loss']:.3f} CER {result['cer']:.3f} WER {result['wer']:.3f}"
         )
-        if result["cer"] < state["best_cer"]:
-            state["best_cer"] = result["cer"]
-            model.save_pretrained(output_dir / "best")
+        if result["cer"] >= state["best_cer"]:
+            return None
+        state["best_cer"] = result["cer"]
+        return {"dev_cer": result["cer"], "dev_wer": result["wer"], "dev_loss": result["val_loss"]}
 
     def sample_prediction() -> None:
         item = val_set[0]
@@ -422,15 +440,14 @@ def train(cfg: DictConfig) -> Path:
             progress.set_postfix(loss=f"{step_loss:.3f}")
         if step % args.sample_steps == 0:
             sample_prediction()
-        if step % args.eval_steps == 0:
-            validate()
-        if step % args.save_steps == 0:
-            checkpoint()
+        improved = validate() if step % args.eval_steps == 0 else None
+        if improved or step % args.save_steps == 0:
+            checkpoint(improved)
     progress.close()
-    if state["step"] % args.eval_steps:
-        validate()
-    checkpoint()
+    improved = validate() if state["step"] % args.eval_steps else None
+    if improved or saved_step != state["step"]:  # saved again, best's would lose its figures
+        checkpoint(improved)
     metrics_file.close()
-    best = output_dir / "best"
+    best = output_dir / run_folder.BEST
     tqdm.write(f"best CER {state['best_cer']:.3f}: {best}")
     return best

@@ -19,7 +19,7 @@ try:  # the zoo's CTranslate2 originals exist only inside tiny-audio
     from tiny_audio.zoo import ZOO, resolve
     from tiny_audio.zoo.registry import CT2_FOLDER
 except ImportError:
-    ZOO = {}  # type: ignore[assignment]
+    ZOO = {}
 
 
 class PrefixCache:

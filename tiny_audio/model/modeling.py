@@ -165,6 +165,7 @@ class CTCHead(nn.Module):
 
 class ASRModel(PreTrainedModel):
     config_class = ASRConfig
+    config: ASRConfig
     base_model_prefix = "tiny_audio"
     name = "tiny-audio"  # the Recognizer name; from_pretrained sets the path it loaded
     decoder: Any  # a causal LM, or its peft wrapper once LoRA is added

@@ -27,8 +27,8 @@ class ASRPipeline(Pipeline):
     def __init__(self, *args: Any, fast: bool = True, **kwargs: Any) -> None:
         """`fast=False` keeps the model in its exact fp32 form (see ASRModel.from_pretrained)."""
         super().__init__(*args, **kwargs)
-        if fast and self.model.prefix_cache is None:  # type: ignore[union-attr]
-            self.model.prepare_for_inference()  # type: ignore[operator]
+        if fast and self.model.prefix_cache is None:
+            self.model.prepare_for_inference()
 
     def _sanitize_parameters(
         self,

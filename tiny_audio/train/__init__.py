@@ -1,1 +1,1 @@
-"""Training: Hydra configs in configs/, one loop per model family."""
+"""Training: Hydra configs in tiny_audio/configs/, one loop per model family."""

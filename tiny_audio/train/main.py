@@ -12,8 +12,10 @@ import importlib
 import inspect
 import itertools
 import logging
-from collections.abc import Collection
+import math
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -23,33 +25,40 @@ from omegaconf import DictConfig, OmegaConf
 from tiny_audio.data.sources import SPEC_KEYS
 from tiny_audio.errors import UserError
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+# The Hydra tree ships inside the package: `ta train` works from an installed wheel, not only a clone.
+CONFIG_DIR = Path(str(files("tiny_audio") / "configs"))
 EXPERIMENTS_DIR = CONFIG_DIR / "experiments"
+# The sections whose every key must be one the chosen model family reads.
+SECTIONS = ("model", "training", "data")
+FAMILY_KEY = "family"  # model.family: which family trains (family/NAME.yaml sets it)
 
 
 @dataclass(frozen=True)
 class Family:
-    """How one model family trains: "module:attribute" targets, imported when it runs."""
+    """How one model family trains: "module:attribute" targets, imported when it runs. Where a
+    section has no settings class, the keys of the family's defaults (family/NAME.yaml) are all
+    it reads there."""
 
     train: str  # a function taking the composed config and returning the best checkpoint
     model_settings: str  # the config class whose fields (or __init__ arguments) model.* sets
-    training_settings: str | None = None  # a dataclass of training.* beyond the base ones
+    training_settings: str | None = None  # a dataclass of every training.* it reads
+    data_settings: str | None = None  # a dataclass of every data.* it reads
+    model_keys_of_training: tuple[str, ...] = (FAMILY_KEY,)  # model.* its loop reads itself
 
 
 FAMILIES: dict[str, Family] = {
     "tiny_audio": Family(
-        "tiny_audio.train.trainer:train", "tiny_audio.model.configuration:ASRConfig"
+        "tiny_audio.train.trainer:train",
+        "tiny_audio.model.configuration:ASRConfig",
+        model_keys_of_training=(FAMILY_KEY, "init_from"),
     ),
     "lact": Family(
         "tiny_audio.lact.train:train",
         "tiny_audio.lact.config:LaCTConfig",
         "tiny_audio.lact.train:TrainingArgs",
+        "tiny_audio.lact.train:DataArgs",
     ),
 }
-# model.* keys that the training loops read themselves, not the model's config class.
-MODEL_KEYS_OF_TRAINING = ("family", "init_from")
-# The base training.* settings, which every composed config holds.
-TRAINING_DEFAULTS = CONFIG_DIR / "training" / "default.yaml"
 # training.* numbers every family reads: name -> (type, least allowed value). Checked before any
 # model loads, so a typo costs a second, not a traceback after minutes of loading.
 TRAINING_NUMBERS: dict[str, tuple[type[int] | type[float], int]] = {
@@ -64,6 +73,13 @@ TRAINING_NUMBERS: dict[str, tuple[type[int] | type[float], int]] = {
     "learning_rate": (float, 0),
     "weight_decay": (float, 0),
     "max_grad_norm": (float, 0),
+}
+
+# training.lr_scheduler: the learning rate's decay after the warm-up, by progress from 0 to 1.
+SCHEDULES: dict[str, Callable[[float], float]] = {
+    "cosine": lambda progress: 0.5 * (1 + math.cos(math.pi * progress)),
+    "linear": lambda progress: 1 - progress,
+    "constant": lambda progress: 1.0,
 }
 
 
@@ -120,7 +136,7 @@ def check_syntax(overrides: list[str]) -> None:
             following = overrides[index + 1] if index + 1 < len(overrides) else ""
             if not value and following and "=" not in following:
                 value = following
-            if "." not in key and key in OmegaConf.load(TRAINING_DEFAULTS):
+            if "." not in key and key in compose([]).training:
                 key = f"training.{key}"
             raise UserError(
                 f"{word}: ta train takes Hydra overrides, not options: write "
@@ -138,25 +154,22 @@ def added_keys(overrides: list[str]) -> list[str]:
     return [key.lstrip("+") for key in keys if not (CONFIG_DIR / key.lstrip("+")).is_dir()]
 
 
-def check_added(cfg: DictConfig, overrides: list[str], model_settings: Collection[str]) -> None:
+def check_added(cfg: DictConfig, overrides: list[str]) -> None:
     """A key that `+` adds must be one the run reads: Hydra adds any key, so a misspelt one
-    would be ignored in silence. training.* is check_training's."""
+    would be ignored in silence. A key of a section itself (model.*, training.*, data.*) is
+    check_keys'."""
     added = added_keys(overrides)
     if not added:
         return
     schema = compose([o for o in overrides if o.partition("=")[0].lstrip("+") not in added])
     absent = object()
     for key in added:
-        if (
-            key.startswith("training.")
-            or OmegaConf.select(schema, key, default=absent) is not absent
-        ):
-            continue  # checked by check_training; or ++ setting a key the config has
         parent_key, _, name = key.rpartition(".")
+        if parent_key in SECTIONS or OmegaConf.select(schema, key, default=absent) is not absent:
+            continue  # checked by check_keys; or ++ setting a key the config has
         parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
-        if parent_key == "model":
-            known: Collection[str] = {*model_settings, *MODEL_KEYS_OF_TRAINING}
-        elif isinstance(parent, DictConfig) and "source" in parent:  # a data.train/dev entry
+        known: Collection[str]
+        if isinstance(parent, DictConfig) and "source" in parent:  # a data.train/dev entry
             known = SPEC_KEYS
         else:
             before = OmegaConf.select(schema, parent_key) if parent_key else schema
@@ -165,19 +178,28 @@ def check_added(cfg: DictConfig, overrides: list[str], model_settings: Collectio
             raise unknown_key(key, known)
 
 
+def open_sections(overrides: list[str]) -> list[str]:
+    """`model.KEY=VALUE` (training.*, data.* too) as `++model.KEY=VALUE`: set whether or not the
+    preset has the key. check_keys then checks it against what the family reads, and names a key
+    of the other family as such (Hydra would only say that it is not in the config)."""
+    opened = []
+    for override in overrides:
+        key = override.lstrip("+").partition("=")[0]
+        section, _, name = key.partition(".")
+        in_section = section in SECTIONS and bool(name) and "." not in name
+        opened.append(f"++{override.lstrip('+')}" if in_section else override)
+    return opened
+
+
 def compose(overrides: list[str]) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-    if not CONFIG_DIR.is_dir():
-        raise UserError(
-            f"config folder {CONFIG_DIR} not found (train from a clone of the repository)"
-        )
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = hydra_compose("config", overrides=overrides)
+            cfg = hydra_compose("config", overrides=open_sections(overrides))
         OmegaConf.resolve(cfg)
     except (HydraException, OmegaConfBaseException) as error:
         cause = error.__cause__
@@ -188,32 +210,63 @@ def compose(overrides: list[str]) -> DictConfig:
     return cfg
 
 
-def check_training(training: DictConfig, extra_settings: Collection[str]) -> None:
-    """A training.* key no trainer of this family reads (a misspelt one added with +), or a number
-    of the wrong type or below its least value, is one line naming the key."""
-    known = {str(key) for key in OmegaConf.load(TRAINING_DEFAULTS)} | set(extra_settings)
-    unknown = sorted({str(key) for key in training} - known)
-    if unknown:
-        raise unknown_key(f"training.{unknown[0]}", known)
+def read_keys(name: str) -> dict[str, set[str]]:
+    """Section -> the keys model family `name` reads there: its settings class's names, or where
+    it has none, the keys of its defaults."""
+    family = FAMILIES[name]
+    settings = (family.model_settings, family.training_settings, family.data_settings)
+    keys: dict[str, set[str]] = {}
+    defaults: DictConfig | None = None
+    for section, target in zip(SECTIONS, settings):
+        if target:
+            keys[section] = setting_names(target)
+        else:
+            defaults = defaults or compose([f"family={name}"])
+            keys[section] = {str(key) for key in defaults[section]}
+    keys["model"] |= set(family.model_keys_of_training)
+    return keys
+
+
+def check_keys(cfg: DictConfig, name: str) -> None:
+    """Every model.*, training.* and data.* key is one that family `name` reads: a key meant for
+    another family, or misspelt, would be ignored in silence. One line names the first."""
+    read = read_keys(name)
+    for section in SECTIONS:
+        for key in sorted({str(key) for key in cfg[section]} - read[section]):
+            readers = [other for other in FAMILIES if key in read_keys(other)[section]]
+            if readers:
+                raise UserError(
+                    f"{section}.{key} is a setting of model.{FAMILY_KEY}={readers[0]}, not of "
+                    f"this run's model.{FAMILY_KEY}={name}"
+                )
+            raise unknown_key(f"{section}.{key}", read[section])
+
+
+def check_training(training: DictConfig) -> None:
+    """A training.* number of the wrong type or below its least value, or an unknown schedule, is
+    one line naming the key."""
     for key, (kind, least) in TRAINING_NUMBERS.items():
         value = training.get(key)
         number = isinstance(value, int if kind is int else (int, float))
         if not number or isinstance(value, bool) or value < least:
             expected = "an integer" if kind is int else "a number"
             raise UserError(f"training.{key}={value!r}: must be {expected} >= {least}")
+    if training.lr_scheduler not in SCHEDULES:
+        raise UserError(
+            f"training.lr_scheduler={training.lr_scheduler!r} is not one of {', '.join(SCHEDULES)}"
+        )
 
 
 def run(overrides: list[str]) -> Path:
     check_syntax(overrides)
     cfg = compose(overrides)
-    name = cfg.model.get("family", "tiny_audio")
+    name = cfg.model.get(FAMILY_KEY, "tiny_audio")
     if name not in FAMILIES:
         raise UserError(f"model.family={name!r} is not one of {', '.join(sorted(FAMILIES))}")
-    family = FAMILIES[name]
-    check_added(cfg, overrides, setting_names(family.model_settings))
-    extra = setting_names(family.training_settings) if family.training_settings else set()
-    check_training(cfg.training, extra)
-    train: Any = _import(family.train)
+    check_added(cfg, overrides)
+    check_keys(cfg, name)
+    check_training(cfg.training)
+    train: Any = _import(FAMILIES[name].train)
     return train(cfg)
 
 

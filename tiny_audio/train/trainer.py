@@ -7,11 +7,13 @@ atomically. A run killed at any moment resumes from its last complete checkpoint
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from tiny_audio.data.sources import source_specs
 from tiny_audio.errors import UserError
 from tiny_audio.extras import install_command
 from tiny_audio.train import checkpoint as ckpt
+from tiny_audio.train import run_folder
 from tiny_audio.train.data import (
     Collator,
     EncoderCache,
@@ -31,10 +34,11 @@ from tiny_audio.train.data import (
     encoder_cache_dir,
     load_examples,
 )
+from tiny_audio.train.main import FAMILIES, SCHEDULES
 
 logger = logging.getLogger("tiny_audio")
 
-MODEL_KEYS_NOT_IN_CONFIG = ("family", "init_from")
+MODEL_KEYS_NOT_IN_CONFIG = FAMILIES["tiny_audio"].model_keys_of_training
 WANDB_MISSING = (
     f"WANDB_API_KEY is set but wandb is not installed: W&B logging is off "
     f"({install_command('wandb')})"
@@ -98,13 +102,6 @@ def param_groups(model: Any, cfg: DictConfig) -> list[dict[str, Any]]:
     return [g for g in groups if g["params"]]
 
 
-SCHEDULES = {
-    "cosine": lambda progress: 0.5 * (1 + math.cos(math.pi * progress)),
-    "linear": lambda progress: 1 - progress,
-    "constant": lambda progress: 1.0,
-}
-
-
 def lr_lambda(warmup: int, total: int, schedule: str) -> Callable[[int], float]:
     decay = SCHEDULES[schedule]
 
@@ -132,9 +129,16 @@ def dev_wer(
     return corpus_counts(pairs).rate, list(zip(references, hypotheses))[:samples]
 
 
-def dev_loss(model: Any, collate: Collator, utterances: list[Any], batch_size: int = 8) -> float:
+def dev_loss(
+    model: Any,
+    collate: Collator,
+    utterances: list[Any],
+    autocast: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+    batch_size: int = 8,
+) -> float:
     """The training objective on the dev clips (teacher-forced, no augmentation), averaged over
-    their transcript tokens: it moves every step where the dev WER moves only in whole words."""
+    their transcript tokens: it moves every step where the dev WER moves only in whole words.
+    `autocast` covers the model alone: features are computed in float32, as in training."""
     from tiny_audio.model.modeling import IGNORE_INDEX
 
     was_training = model.training
@@ -147,7 +151,9 @@ def dev_loss(model: Any, collate: Collator, utterances: list[Any], batch_size: i
                 continue
             batch.pop("audio_seconds")
             count = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
-            total += float(model(**batch)["loss"]) * count
+            with autocast():
+                loss = model(**batch)["loss"]
+            total += float(loss) * count
             tokens += count
     model.train(was_training)
     return total / tokens if tokens else math.nan
@@ -242,13 +248,13 @@ def train(cfg: DictConfig) -> Path:
     start_step, best_wer = 0, math.inf
     output_dir.mkdir(parents=True, exist_ok=True)
     if main:
-        ckpt.clean_partial(output_dir)
+        run_folder.clean_partial(output_dir)
     resume = t.resume_from_checkpoint
     if resume == "latest":
-        resume = ckpt.latest_checkpoint(output_dir)
+        resume = run_folder.latest_checkpoint(output_dir)
     if resume:
         resume = Path(resume)
-        if not (resume / ckpt.STATE_NAME).is_file():
+        if not run_folder.is_checkpoint(resume):
             raise UserError(
                 f"training.resume_from_checkpoint: {resume} is not a complete checkpoint"
             )
@@ -261,7 +267,7 @@ def train(cfg: DictConfig) -> Path:
         logger.info("resumed from %s at step %d", resume, start_step)
 
     if main:
-        OmegaConf.save(cfg, output_dir / "config.yaml")
+        OmegaConf.save(cfg, output_dir / run_folder.RUN_CONFIG)
         accelerator.init_trackers(cfg.experiment, config=flat_config(cfg))
         logger.info(
             "training %s: %d examples, %s trainable parameters, %s, %d process(es)",
@@ -332,8 +338,9 @@ def train(cfg: DictConfig) -> Path:
         metrics: dict[str, float] = {}
         if evaluate_now and main:
             wer, samples = dev_wer(unwrapped, dev, t.sample_predictions)
-            with accelerator.autocast():
-                loss = dev_loss(unwrapped, dev_collator, [utterance for utterance, _ in dev])
+            loss = dev_loss(
+                unwrapped, dev_collator, [utterance for utterance, _ in dev], accelerator.autocast
+            )
             metrics |= {"dev_wer": wer, "dev_loss": loss}
             accelerator.log({"dev_wer": wer, "dev_loss": loss}, step=done)
             for reference, prediction in samples:
@@ -343,8 +350,7 @@ def train(cfg: DictConfig) -> Path:
             accelerator.wait_for_everyone()
             if main:
                 wer = metrics.get("dev_wer", math.inf)
-                best_link = output_dir / "best"
-                improved = wer < best_wer or not dev or not best_link.exists()
+                improved = wer < best_wer or not dev or not (output_dir / run_folder.BEST).exists()
                 best_wer = min(best_wer, wer)
                 state = {
                     "optimizer": optimizer.state_dict(),
@@ -355,12 +361,12 @@ def train(cfg: DictConfig) -> Path:
                     output_dir, done, unwrapped.save_pretrained, state, metrics
                 )
                 if improved:
-                    ckpt.point_link(best_link, saved)
-                ckpt.prune(output_dir, t.save_total_limit, best_link.resolve())
+                    run_folder.point_best(output_dir, saved)
+                run_folder.prune(output_dir, t.save_total_limit)
             accelerator.wait_for_everyone()
 
     accelerator.end_training()
-    return output_dir / "best"
+    return output_dir / run_folder.BEST
 
 
 def fresh_window() -> dict[str, float]:

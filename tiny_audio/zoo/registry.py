@@ -105,7 +105,7 @@ ZOO: dict[str, ZooModel] = {
 }
 
 # Models shipped inside the package: name -> folder. `default` is the trained tiny-audio model
-# (configs/experiments/offline.yaml); its card is default/README.md.
+# (tiny_audio/configs/experiments/offline.yaml); its card is default/README.md.
 BUNDLED: dict[str, Path] = {"default": Path(__file__).parent / "default"}
 
 console = Console(stderr=True, highlight=False)
