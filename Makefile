@@ -14,7 +14,7 @@ APT_PACKAGES := sox libsox-fmt-all espeak-ng flite festival festvox-kallpc16k \
 	festvox-kdlpc16k festvox-us-slt-hts chromium openssh-server tmux rsync \
 	wordnet-base fortunes-min wamerican npm slurm-wlm munge
 
-.PHONY: setup system venv models run test lint bench clean
+.PHONY: setup system venv models run test test-fast lint bench clean
 
 setup: system venv models
 
@@ -48,6 +48,15 @@ run: setup
 
 test: setup
 	$(BIN)/pytest -q
+
+# The contributor's quick loop: tests/unit and the quick files of tests/integration, nothing marked
+# slow, no tests/e2e (browser, sshd, Slurm, training runs, installs, real weights). Run
+# `make setup` once first: some of these tests call flite and sox.
+FAST_SKIP := test_data_synth test_hub_push test_eval_runner test_errors_zoo test_lact_transcribe \
+	test_debug test_dev_commands
+test-fast: venv
+	$(BIN)/pytest -q -m "not slow" tests/unit tests/integration \
+		$(foreach f,$(FAST_SKIP),--ignore=tests/integration/$(f).py)
 
 lint: venv
 	$(BIN)/ruff check tiny_audio tests

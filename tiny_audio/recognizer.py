@@ -29,8 +29,9 @@ model_option = click.option(
 fp32_option = click.option(
     "--fp32",
     is_flag=True,
-    help="Run a tiny-audio model in its exact training form (LoRA unmerged, fp32 PyTorch "
-    "encoder) instead of the fast one (LoRA merged, CTranslate2 int8 encoder).",
+    help="Run a tiny-audio model in its exact training form (LoRA unmerged, the prompt "
+    "recomputed for every clip) instead of the fast one (LoRA merged, the prompt's keys and "
+    "values reused).",
 )
 
 

@@ -176,7 +176,7 @@ FAMILIES: dict[str, Family] = {
             describe=describe_tiny_audio,
             write_code=write_tiny_audio_code,
             tags=("tiny-audio", "speech", "asr", "custom_code"),
-            # word timestamps, pause-aware windows and the int8 encoder
+            # word timestamps and pause-aware windows
             optional_requirements=("faster-whisper", "ctranslate2"),
         ),
         Family(

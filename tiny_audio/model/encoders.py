@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -70,35 +69,6 @@ class WhisperAudioEncoder(AudioEncoder):
             if isinstance(hidden, tuple):
                 hidden = hidden[0]
         return encoder.layer_norm(hidden), mask
-
-
-class CTranslate2WhisperEncoder(WhisperAudioEncoder):
-    """The same Whisper weights run by CTranslate2 in int8, for inference only. CTranslate2 takes
-    no padding mask, so each clip is encoded alone at its own length: what the PyTorch encoder
-    computes for that clip, within int8 rounding."""
-
-    def __init__(self, ct2_directory: str, path: str) -> None:
-        AudioEncoder.__init__(self)  # no PyTorch weights to load
-        import ctranslate2
-
-        self.encoder = ctranslate2.models.Whisper(
-            ct2_directory, device="cpu", compute_type="int8", intra_threads=torch.get_num_threads()
-        )
-        config = AutoConfig.from_pretrained(path)
-        self.hidden_size, self.max_frames = config.d_model, config.max_source_positions
-        self.frames_per_second = 50.0
-
-    def forward(
-        self, features: torch.Tensor, feature_lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        import ctranslate2
-
-        clips = []
-        for clip, length in zip(features.float().cpu().numpy(), feature_lengths.tolist()):
-            view = ctranslate2.StorageView.from_array(np.ascontiguousarray(clip[None, :, :length]))
-            clips.append(torch.from_numpy(np.asarray(self.encoder.encode(view, to_cpu=True))[0]))
-        hidden = torch.nn.utils.rnn.pad_sequence(clips, batch_first=True)
-        return hidden, length_mask(self.output_lengths(feature_lengths), hidden.shape[1])
 
 
 class WaveformAudioEncoder(AudioEncoder):

@@ -1,8 +1,9 @@
 """The fast inference form of a tiny-audio model (`ASRModel.prepare_for_inference`), each part
-kept because it paid on a 2-core CPU: LoRA merged into the decoder's weights, the prompt's text
-before the audio computed once and its KV cache reused for every clip, and, inside tiny-audio,
-the Whisper encoder run by CTranslate2 in int8 from the zoo's files. The decoder stays fp32:
-PyTorch's bfloat16 matrix-vector products (one new token per row) measured ~10x slower here.
+kept because it paid on a 2-core CPU: LoRA merged into the decoder's weights, and the prompt's
+text before the audio computed once and its KV cache reused for every clip. What did not pay
+(BENCHMARKS.md): a bfloat16 decoder (PyTorch's bfloat16 matrix-vector products, one new token
+per row, measured ~10x slower here) and the Whisper encoder run by CTranslate2 in int8 (it takes
+no padding mask, so clips are encoded one by one: slower than the batched fp32 encoder).
 """
 
 from __future__ import annotations
@@ -11,15 +12,6 @@ from typing import Any
 
 import torch
 from transformers import DynamicCache
-
-from .configuration import ASRConfig
-from .encoders import AudioEncoder, CTranslate2WhisperEncoder
-
-try:  # the zoo's CTranslate2 originals exist only inside tiny-audio
-    from tiny_audio.zoo import ZOO, resolve
-    from tiny_audio.zoo.registry import CT2_FOLDER
-except ImportError:
-    ZOO = {}
 
 
 class PrefixCache:
@@ -44,15 +36,3 @@ class PrefixCache:
             ],
             config=self.decoder.config,
         )
-
-
-def ct2_encoder(config: ASRConfig) -> AudioEncoder | None:
-    """The CTranslate2 int8 twin of the config's Whisper encoder where the zoo holds its files
-    and training did not adapt it (encoder LoRA); otherwise None."""
-    name = config.audio_encoder
-    if config.encoder_lora_rank > 0 or name not in ZOO:
-        return None
-    folder = resolve(name)
-    if not (folder / CT2_FOLDER).is_dir():  # an encoder of another kind than Whisper
-        return None
-    return CTranslate2WhisperEncoder(str(folder / CT2_FOLDER), str(folder))

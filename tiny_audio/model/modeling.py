@@ -31,8 +31,8 @@ from transformers import (
 from transformers.utils import CONFIG_NAME
 
 from .configuration import ASRConfig
-from .encoders import CTranslate2WhisperEncoder, load_encoder, load_feature_extractor
-from .fast import PrefixCache, ct2_encoder
+from .encoders import load_encoder, load_feature_extractor
+from .fast import PrefixCache
 from .processing import SAMPLE_RATE, ASRProcessor
 from .projectors import build_projector
 from .windows import Window, merge_overlap, speech_windows, split_windows
@@ -171,21 +171,13 @@ class ASRModel(PreTrainedModel):
     decoder: Any  # a causal LM, or its peft wrapper once LoRA is added
     main_input_name = "input_features"
 
-    def __init__(
-        self,
-        config: ASRConfig,
-        processor: ASRProcessor | None = None,
-        fast: bool = False,
-    ) -> None:
-        """`fast`: a zoo Whisper encoder is loaded straight into its CTranslate2 form (see
-        prepare_for_inference), sparing the PyTorch weights' memory and time."""
+    def __init__(self, config: ASRConfig, processor: ASRProcessor | None = None) -> None:
         super().__init__(config)
         encoder_path, decoder_path = (
             resolve_part(config.audio_encoder),
             resolve_part(config.text_decoder),
         )
-        fast_encoder = ct2_encoder(config) if fast else None
-        self.encoder = load_encoder(encoder_path) if fast_encoder is None else fast_encoder
+        self.encoder = load_encoder(encoder_path)
         self.decoder = AutoModelForCausalLM.from_pretrained(decoder_path, dtype=torch.float32)
         self.decoder.requires_grad_(False)
         self.decoder.eval()
@@ -541,13 +533,11 @@ class ASRModel(PreTrainedModel):
     # ---- fast inference ---------------------------------------------------------------------
 
     def prepare_for_inference(self) -> ASRModel:
-        """The fast form (fast.py): LoRA merged into the decoder's weights, the prompt's text
-        before the audio computed once per prompt, and a zoo Whisper encoder run by CTranslate2
-        int8. One way: such a model can no longer train or be saved."""
+        """The fast form (fast.py): LoRA merged into the decoder's weights and the prompt's text
+        before the audio computed once per prompt. One way: such a model can no longer train or
+        be saved."""
         if self.config.lora_rank > 0:
             self.decoder = self.decoder.merge_and_unload()
-        if not isinstance(self.encoder, CTranslate2WhisperEncoder):
-            self.encoder = ct2_encoder(self.config) or self.encoder
         self.prefix_cache = PrefixCache(self.decoder)
         return self.eval()
 
@@ -603,7 +593,7 @@ class ASRModel(PreTrainedModel):
         # Given the config, the tokenizer need not read config.json (remote code) itself.
         tokenizer = AutoTokenizer.from_pretrained(directory, config=config)
         processor = ASRProcessor(load_feature_extractor(str(directory)), tokenizer)
-        model = cls(config, processor=processor, fast=fast)
+        model = cls(config, processor=processor)
         expected = model.trained_parameters()
         unexpected, missing = set(weights) - set(expected), set(expected) - set(weights)
         mismatch = f"{weights_file} does not match {config_file}"

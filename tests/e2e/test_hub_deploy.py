@@ -18,9 +18,9 @@ import soundfile as sf
 import torch
 import yaml
 from click.testing import CliRunner
+from helpers import goforward_clip
 from packaging.requirements import Requirement
 from ports import free_port, wait_until_listening
-from test_hub_push import goforward_clip
 
 from tiny_audio.cli import cli
 from tiny_audio.lact.config import LaCTConfig

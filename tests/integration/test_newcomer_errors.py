@@ -19,7 +19,7 @@ from tiny_audio.errors import UserError
 from tiny_audio.evaluate.runner import SUMMARIES_FOLDER, write_summary
 from tiny_audio.train.main import EXPERIMENTS_DIR
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

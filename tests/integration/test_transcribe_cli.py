@@ -5,62 +5,14 @@ are about files and messages, not about what the text says."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 from click.testing import CliRunner, Result
+from helpers import save_tiny_model, small_disk, tone_file
 
-from tiny_audio.audio import SAMPLE_RATE
 from tiny_audio.cli import cli
-
-PAGE = 4096  # tmpfs gives each file whole pages
-
-
-def save_tiny_model(directory: Path, tiny_parts: dict[str, str]) -> Path:
-    """A tiny-audio model of random tiny parts, saved the way `ta train` saves one."""
-    from tiny_audio.model import ASRConfig, ASRModel
-
-    ASRModel(
-        ASRConfig(
-            audio_encoder=tiny_parts["whisper"],
-            text_decoder=tiny_parts["llama"],
-            projector_hidden_dim=32,
-        )
-    ).save_pretrained(directory)
-    return directory
-
-
-@contextlib.contextmanager
-def small_disk(directory: Path, free_pages: int) -> Iterator[Path]:
-    """A real 64 KiB tmpfs at `directory`, filled until `free_pages` pages are left."""
-    directory.mkdir()
-    mount = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(directory)],
-        capture_output=True,
-        text=True,
-    )
-    if mount.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip()}")
-    try:
-        filler = directory / "filler"
-        filler.write_bytes(bytes(os.statvfs(directory).f_bavail * PAGE - free_pages * PAGE))
-        yield directory
-    finally:
-        subprocess.run(["umount", str(directory)], check=True)
-
-
-def tone_file(path: Path, hertz: float, seconds: float = 1.0) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    sf.write(path, (0.3 * np.sin(2 * np.pi * hertz * t)).astype(np.float32), SAMPLE_RATE)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import tiny_overrides
 from ports import free_port
 
 from tiny_audio.train import checkpoint as ckpt
@@ -21,23 +22,7 @@ from tiny_audio.train import run_folder
 from tiny_audio.train.data import LengthGroupedBatches
 from tiny_audio.train.main import CONFIG_DIR, EXPERIMENTS_DIR, check_keys, compose
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def tiny_overrides(
-    tiny_parts: dict[str, str], corpus: Path, output_dir: Path, **training: object
-) -> list[str]:
-    overrides = [
-        "+experiments=smoke",
-        f"model.audio_encoder={tiny_parts['whisper']}",
-        f"model.text_decoder={tiny_parts['llama']}",
-        "model.projector_hidden_dim=32",
-        f"data.train=[{{source: {corpus}}}]",
-        f"data.dev={{source: {corpus}, max_samples: 2}}",
-        f"training.output_dir={output_dir}",
-        "training.num_threads=1",
-    ]
-    return overrides + [f"training.{key}={value}" for key, value in training.items()]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # The same training command under each multi-process launcher, two CPU processes (gloo).

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import tiny_config
 
 from tiny_audio.lact.config import LaCTConfig
 from tiny_audio.lact.model import (
@@ -17,22 +18,6 @@ from tiny_audio.lact.model import (
     reverse_second_half_heads,
     swiglu_apply,
 )
-
-
-def tiny_config(**overrides: object) -> LaCTConfig:
-    values: dict = dict(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attn_heads=2,
-        num_lact_heads=2,
-        intermediate_size=64,
-        attention_window=3,
-        lact_chunk_size=4,
-        dropout=0.0,
-        audio_encoder_dropout=0.0,
-    )
-    values.update(overrides)
-    return LaCTConfig(**values)
 
 
 def naive_fast_weight_pass(layer: LaCTLayer, q, k, v, lr, momentum, mask):
@@ -283,30 +268,3 @@ def test_long_audio_runs_in_windows_whose_frames_join_into_the_whole_clip(
     hook.remove()
     assert len(seen) > 1 and max(seen) <= chunk_length_s * 100 + 4  # 10 ms mel frames
     torch.testing.assert_close(windowed, whole)
-
-
-def test_transcribe_command_windows_lact_audio_and_names_options_it_lacks(tmp_path) -> None:
-    import soundfile as sf
-    from click.testing import CliRunner
-
-    from tiny_audio.cli import cli
-
-    torch.manual_seed(0)
-    model = LaCTForCTC(tiny_config())
-    model.save_pretrained(tmp_path / "model")
-    wave = (0.1 * np.random.default_rng(2).standard_normal(5 * 16_000)).astype(np.float32)
-    sf.write(tmp_path / "noise.wav", wave, 16_000)
-    command = ["transcribe", str(tmp_path / "noise.wav"), "-m", str(tmp_path / "model")]
-
-    windowed = CliRunner().invoke(cli, [*command, "--chunk-length-s", "2"])
-    assert windowed.exit_code == 0, windowed.output
-    expected = model.eval().transcribe([wave], chunk_length_s=2.0)[0]
-    assert expected != model.transcribe([wave])[0]  # the random model's windows read differently
-    assert windowed.stdout.strip() == expected.strip()
-
-    rejected = CliRunner().invoke(cli, [*command, "--prompt", "names"])
-    assert rejected.exit_code == 1
-    assert "not prompt" in rejected.output and "Traceback" not in rejected.output
-
-    negative = CliRunner().invoke(cli, [*command, "--chunk-length-s", "-5"])
-    assert negative.exit_code == 2 and "not in the range" in negative.output

@@ -11,11 +11,11 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from test_train import tiny_overrides
+from helpers import tiny_overrides
 
 from tiny_audio.train import run_folder
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def build_and_install(root: Path) -> Path:

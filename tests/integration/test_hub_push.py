@@ -16,13 +16,11 @@ import soundfile as sf
 import torch
 import yaml
 from click.testing import CliRunner
+from helpers import goforward_clip
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
 from tiny_audio.cli import cli
-from tiny_audio.data import read_manifest
-from tiny_audio.data.real import build_real
-from tiny_audio.data.sources import data_home
 from tiny_audio.hub.card import Card, evaluation_rows
 from tiny_audio.lact.config import LaCTConfig
 from tiny_audio.lact.lm import CharLM
@@ -165,16 +163,6 @@ def noise(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("clips") / "noise.wav"
     sf.write(path, clip, 16000, subtype="FLOAT")
     return path
-
-
-def goforward_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real speech clip, "go forward ten meters": the cached `ta data real` build, else a
-    fresh one."""
-    folder = data_home() / "real"
-    if not (folder / "goforward.jsonl").is_file():
-        folder = tmp_path_factory.mktemp("real")
-        build_real(folder, ["goforward"])
-    return Path(read_manifest(folder / "goforward.jsonl")[0].audio)
 
 
 def push(*args: str) -> tuple[int, str]:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from helpers import save_tiny_model, small_disk, tone_file
 from ports import free_port
-from test_transcribe_cli import save_tiny_model, small_disk, tone_file
 
 from tiny_audio.cli import cli
 from tiny_audio.data.manifest import Utterance, read_manifest, write_manifest

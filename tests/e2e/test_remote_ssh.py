@@ -26,7 +26,7 @@ from tiny_audio.cli import cli
 from tiny_audio.data.sources import load_source
 from tiny_audio.remote import EXIT_MARKER, STATE_DIR
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SSHD = Path("/usr/sbin/sshd")
 # What the job on the "remote" needs to find this machine's model cache offline.
 FORWARDED = ("TINY_AUDIO_HOME", "HF_HOME", "TOKENIZERS_PARALLELISM")

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
-from test_lact_model import tiny_config
-from test_transcribe_cli import save_tiny_model, tone_file
+from helpers import save_tiny_model, tiny_config, tone_file
 
 from tiny_audio.audio import SAMPLE_RATE, load_audio
 from tiny_audio.cli import cli

@@ -45,7 +45,7 @@ CHROMIUM_ARGS = [
     "--disable-sync", "--no-first-run", "--disable-quic",
 ]  # fmt: skip
 ARTIFACTS = Path(
-    os.environ.get("TINY_AUDIO_ARTIFACTS", Path(__file__).parents[1] / "outputs" / "test-artifacts")
+    os.environ.get("TINY_AUDIO_ARTIFACTS", Path(__file__).parents[2] / "outputs" / "test-artifacts")
 )
 WAIT_MS = 180_000  # the CPU may be shared with other jobs
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from tiny_audio.cli import cli
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # The multi-process launchers, run by test_train's test_two_process_ddp_trains_and_checkpoints
 # (two CPU processes; README's ddp.yaml wants 8 GPUs).
 LAUNCHER_LINES = ("accelerate launch ", "torchrun ")

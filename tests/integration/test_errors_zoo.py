@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_zoo_registry import make_wheel
+from helpers import make_wheel
 
 # As root a private mount namespace is enough; anyone else also needs a user namespace.
 UNSHARE = ["unshare", "--mount"] + ([] if os.geteuid() == 0 else ["--map-root-user"])

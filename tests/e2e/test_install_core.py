@@ -20,7 +20,7 @@ from tiny_audio.data.sources import data_home
 from tiny_audio.extras import extras_providing, missing_extra
 from tiny_audio.zoo import cache_home
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_each_optional_package_names_its_extras() -> None:
