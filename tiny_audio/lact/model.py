@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from tiny_audio.audio import SAMPLE_RATE
 from tiny_audio.errors import UserError
 from tiny_audio.lact.config import LaCTConfig
 from tiny_audio.lact.decoding import beam_search_decode, greedy_decode
@@ -33,7 +34,6 @@ from tiny_audio.recognizer import reading
 if TYPE_CHECKING:  # at run time only when words are asked for: it imports transformers
     from tiny_audio.model.alignment import Word
 
-SAMPLE_RATE = 16_000
 N_FFT = 400  # 25 ms windows
 HOP_LENGTH = 160  # 10 ms frames; two stride-2 convolutions make 40 ms tokens
 
