@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,7 +37,7 @@ from tiny_audio.recognizer import Recognizer, load_recognizer
 from tiny_audio.zoo import cache_home
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Browser, Page, Playwright
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -223,6 +223,19 @@ def server(
             process.wait()
 
 
+def open_demo(
+    playwright: Playwright, url: str, extra_args: Sequence[str] = ()
+) -> tuple[Browser, Page]:
+    """Headless Chromium (with EXTRA_ARGS) on the demo at URL, waiting up to WAIT_MS."""
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args]
+    )
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(WAIT_MS)
+    page.goto(url)
+    return browser, page
+
+
 def _screenshot(page: Page, tmp_path: Path, name: str) -> Path:
     path = tmp_path / name
     page.screenshot(path=str(path), full_page=True)
@@ -243,10 +256,7 @@ def test_browser_uploads_transcribes_and_survives_a_corrupt_file(
     clip, duration = speech
     expect.set_options(timeout=WAIT_MS)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(WAIT_MS)
-        page.goto(url)
+        browser, page = open_demo(playwright, url)
         expect(page.get_by_role("heading", name="tiny-audio demo")).to_be_visible()
         expect(page.locator("#model-info")).to_contain_text("Trainable parameters")
 
@@ -369,12 +379,7 @@ def test_browser_live_microphone_transcript_grows_while_speaking(
     ]
     expect.set_options(timeout=WAIT_MS)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *fake_microphone]
-        )
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(WAIT_MS)
-        page.goto(url)
+        browser, page = open_demo(playwright, url, fake_microphone)
         expect(page.locator("#model-info")).to_contain_text("Trainable parameters")  # loaded
         transcript = page.locator("#transcript textarea")
         live = page.locator("#live")
@@ -463,10 +468,7 @@ def test_browser_limits_uploads_and_leaves_no_files_behind(
         file.truncate(MAX_UPLOAD_MB * 1024 * 1024 + 1)
     expect.set_options(timeout=WAIT_MS)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(WAIT_MS)
-        page.goto(url)
+        browser, page = open_demo(playwright, url)
         toast = page.get_by_test_id("toast-body")
 
         page.locator("#audio input[type=file]").set_input_files(str(too_long))

@@ -16,13 +16,12 @@ import soundfile as sf
 import torch
 import yaml
 from click.testing import CliRunner
-from helpers import goforward_clip
+from helpers import goforward_clip, tiny_config
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
 from tiny_audio.cli import cli
 from tiny_audio.hub.card import Card, evaluation_rows
-from tiny_audio.lact.config import LaCTConfig
 from tiny_audio.lact.lm import CharLM
 from tiny_audio.lact.model import LaCTForCTC
 from tiny_audio.model import ASRConfig, ASRModel
@@ -133,16 +132,7 @@ def lact_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("lact_run")
     output_dir = root / "outputs" / "lact"
-    config = LaCTConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attn_heads=2,
-        num_lact_heads=2,
-        intermediate_size=64,
-        attention_window=3,
-        lact_chunk_size=4,
-    )
-    model = LaCTForCTC(config)
+    model = LaCTForCTC(tiny_config())
     model.lm = CharLM.fit(["hello world", "go forward"], model.tokenizer.characters, 3)
     state = {"optimizer": {}, "scheduler": {}, "best_cer": 0.25}
     dev = {"dev_cer": 0.25, "dev_wer": 0.5, "dev_loss": 1.5}

@@ -15,7 +15,7 @@ import soundfile as sf
 
 from tiny_audio.audio import SAMPLE_RATE
 from tiny_audio.data.augment import CHANNELS
-from tiny_audio.data.manifest import Utterance, decoded, write_manifest
+from tiny_audio.data.manifest import Utterance, clips_folder, decoded, write_manifest
 from tiny_audio.errors import UserError
 
 
@@ -29,8 +29,7 @@ def through_channels(
             f"unknown channel {', '.join(unknown) or '(none given)'} (known: {', '.join(CHANNELS)})"
         )
     rng = random.Random(seed)
-    folder = out.parent / out.stem
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = clips_folder(out)
     written = []
     for index, (utterance, waveform) in enumerate(decoded(clips)):
         channel = channels[index % len(channels)]

@@ -12,6 +12,14 @@ from tiny_audio.data.filter import DEFAULT_MAX_WER, DEFAULT_PEER
 from tiny_audio.data.sources import data_home
 from tiny_audio.data.texts import TEXT_POOLS
 
+# --out of the commands that make new clips from a source's (data.manifest.clips_folder).
+clips_manifest_option = click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Manifest to write; the clips go in a folder beside it named after it.",
+)
+
 
 @click.group()
 def data() -> None:
@@ -199,12 +207,7 @@ def _filter(manifest: Path, out: Path, peer: str, max_wer: float) -> dict:
 @data.command()
 @click.argument("source")
 @click.option("--split", default="train", show_default=True, help="Split of SOURCE.")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="Manifest to write; the clips go in a folder beside it named after it.",
-)
+@clips_manifest_option
 @click.option("--count", type=click.IntRange(min=1), required=True, help="Joined clips to make.")
 @click.option("--max-seconds", type=click.FloatRange(min=1.0), default=25.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -222,12 +225,7 @@ def join(source: str, split: str, out: Path, count: int, max_seconds: float, see
 @data.command()
 @click.argument("source")
 @click.option("--split", default="dev", show_default=True, help="Split of SOURCE.")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="Manifest to write; the clips go in a folder beside it named after it.",
-)
+@clips_manifest_option
 @click.option("--channels", help="Comma-separated channels (default: all, in turn).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def channel(source: str, split: str, out: Path, channels: str | None, seed: int) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import soundfile as sf
 
 from tiny_audio.audio import SAMPLE_RATE
-from tiny_audio.data.manifest import Utterance, decoded, write_manifest
+from tiny_audio.data.manifest import Utterance, clips_folder, decoded, write_manifest
 from tiny_audio.errors import UserError
 
 PAUSE_SECONDS = (0.2, 0.8)
@@ -31,8 +31,7 @@ def join_clips(
     pool = [u for u in clips if u.duration]
     if not pool:
         raise UserError("no clips with a duration to join")
-    folder = out.parent / out.stem
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = clips_folder(out)
     joined = []
     for index in range(count):
         parts = _draw(rng, pool, max_seconds)

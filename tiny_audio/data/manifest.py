@@ -117,6 +117,14 @@ def manifest_line(utterance: Utterance, folder: Path) -> str:
     return json.dumps(entry, ensure_ascii=False) + "\n"
 
 
+def clips_folder(manifest: Path) -> Path:
+    """Where a command that writes MANIFEST puts the clips it makes: a folder beside it named
+    after it (data/joined/train.jsonl -> data/joined/train/), created."""
+    folder = manifest.parent / manifest.stem
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> Path:
     """Write atomically: readers never see a half-written manifest."""
     path = Path(path)
