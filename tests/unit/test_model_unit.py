@@ -55,6 +55,31 @@ def test_encoder_lengths_and_padding_invariance(
     assert not any(p.requires_grad for p in encoder.parameters())
 
 
+def test_whisper_window_mode_equals_whisper_on_its_padded_30_s_input(
+    tiny_parts: dict[str, str],
+) -> None:
+    """`pad_to_window`: a clip in a batch reads as Whisper reads it alone, padded with silence."""
+    from transformers import AutoFeatureExtractor, AutoTokenizer
+
+    encoder = load_encoder(tiny_parts["whisper"], pad_to_window=True)
+    feature_extractor = AutoFeatureExtractor.from_pretrained(tiny_parts["whisper"])
+    processor = ASRProcessor(feature_extractor, AutoTokenizer.from_pretrained(tiny_parts["llama"]))
+    waves = clips(1.0, 2.3, seed=3)
+    features, lengths = processor.features(waves)
+    with torch.no_grad():
+        hidden, mask = encoder(features, lengths)
+        assert mask.sum(dim=1).tolist() == encoder.output_lengths(lengths).tolist()
+        for i, wave in enumerate(waves):
+            window = feature_extractor(wave, sampling_rate=16_000, padding="max_length")
+            whole = torch.tensor(np.asarray(window["input_features"]), dtype=torch.float32)
+            expected = encoder.encoder(whole).last_hidden_state[0]
+            n = int(mask[i].sum())
+            # the clip's last STFT frame sees reflection, not zeros, in the clip-only features
+            torch.testing.assert_close(hidden[i, : n - 2], expected[: n - 2], atol=1e-3, rtol=1e-3)
+    with pytest.raises(ValueError, match="needs Whisper"):
+        load_encoder(tiny_parts["hubert"], pad_to_window=True)
+
+
 @pytest.mark.parametrize("k", [1, 2, 4, 5])
 @pytest.mark.parametrize("frames", [1, 3, 4, 9, 10, 50])
 def test_frame_stacking_length_formula(k: int, frames: int) -> None:

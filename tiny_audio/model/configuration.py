@@ -43,6 +43,7 @@ class ASRConfig(PretrainedConfig):
         user_prompt: str = "Transcribe: ",
         system_prompt: str | None = None,
         max_audio_seconds: float = 30.0,
+        encoder_pad_to_window: bool = False,
         audio_token_dropout: float = 0.0,
         ctc_weight: float = 0.0,
         **kwargs: Any,
@@ -78,6 +79,8 @@ class ASRConfig(PretrainedConfig):
         self.system_prompt = system_prompt
         # The longest window the encoder takes at once (Whisper: 30 s); longer audio is chunked.
         self.max_audio_seconds = max_audio_seconds
+        # Whisper only: encode each clip inside the encoder's whole window (see encoders.py).
+        self.encoder_pad_to_window = encoder_pad_to_window
         self.audio_token_dropout = audio_token_dropout
         # Weight of the CTC loss that grounds projected audio frames in the LLM's token embeddings
         # (training only; 0 builds no CTC head).

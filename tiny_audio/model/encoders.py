@@ -1,8 +1,10 @@
 """Frozen audio encoders behind one interface: features and their lengths in, frames and a mask out.
 
-Whisper is run on the real length of each clip (no padding to 30 s): the convolutions see zeros
-past the end, exactly as they would for that clip alone, and position embeddings are sliced.
-HuBERT, wav2vec2 and their kin take the raw waveform.
+Whisper runs either on the real length of each clip (the convolutions see zeros past the end,
+exactly as they would for that clip alone, and position embeddings are sliced) or, with
+`pad_to_window`, on its whole 30 s window with the clip's log-mel followed by the log-mel of
+silence, as Whisper was trained; then only the clip's frames are kept. HuBERT, wav2vec2 and their
+kin take the raw waveform.
 """
 
 from __future__ import annotations
@@ -37,12 +39,16 @@ class AudioEncoder(nn.Module):
 
 
 class WhisperAudioEncoder(AudioEncoder):
+    # Whisper's normalised log-mel is max(log_mel, peak - 8) / 4 + 1, so silence reads peak - 2.
+    SILENCE_BELOW_PEAK = 2.0
+
     def __init__(self, path: str) -> None:
         super().__init__()
         self.encoder = WhisperModel.from_pretrained(path).get_encoder()
         self.hidden_size = self.encoder.config.d_model
         self.max_frames = self.encoder.config.max_source_positions
         self.frames_per_second = 50.0
+        self.pad_to_window = False
 
     def output_lengths(self, feature_lengths: torch.Tensor) -> torch.Tensor:
         return (feature_lengths - 1) // 2 + 1  # conv2 has stride 2, kernel 3, padding 1
@@ -50,6 +56,8 @@ class WhisperAudioEncoder(AudioEncoder):
     def forward(
         self, features: torch.Tensor, feature_lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.pad_to_window:
+            return self._forward_window(features, feature_lengths)
         encoder = self.encoder
         features = features.to(encoder.conv1.weight.dtype)
         hidden = F.gelu(encoder.conv1(features))
@@ -69,6 +77,24 @@ class WhisperAudioEncoder(AudioEncoder):
             if isinstance(hidden, tuple):
                 hidden = hidden[0]
         return encoder.layer_norm(hidden), mask
+
+    def _forward_window(
+        self, features: torch.Tensor, feature_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each clip in a full window of silence; the frames past the longest clip are dropped."""
+        window_features = 2 * self.max_frames
+        if features.shape[-1] > window_features:
+            raise ValueError(f"audio longer than the encoder's {self.max_frames} frames; chunk it")
+        real = length_mask(feature_lengths, features.shape[-1])[:, None, :]
+        peak = features.masked_fill(~real, float("-inf")).amax(dim=(1, 2), keepdim=True)
+        window = (peak - self.SILENCE_BELOW_PEAK).expand(-1, features.shape[1], window_features)
+        window = window.clone()
+        window[..., : features.shape[-1]] = torch.where(real, features, window[..., :1])
+        encoder = self.encoder
+        hidden = encoder(window.to(encoder.conv1.weight.dtype)).last_hidden_state
+        lengths = self.output_lengths(feature_lengths)
+        longest = int(lengths.max())
+        return hidden[:, :longest], length_mask(lengths, longest)
 
 
 class WaveformAudioEncoder(AudioEncoder):
@@ -116,13 +142,17 @@ ENCODERS: dict[str, type[AudioEncoder]] = {
 }
 
 
-def load_encoder(path: str) -> AudioEncoder:
+def load_encoder(path: str, pad_to_window: bool = False) -> AudioEncoder:
     model_type = AutoConfig.from_pretrained(path).model_type
     if model_type not in ENCODERS:
         raise ValueError(
             f"{path}: unsupported encoder type {model_type!r}; known: {sorted(ENCODERS)}"
         )
     encoder = ENCODERS[model_type](path)
+    if pad_to_window:
+        if not isinstance(encoder, WhisperAudioEncoder):
+            raise ValueError(f"{path}: encoder_pad_to_window needs Whisper, not {model_type}")
+        encoder.pad_to_window = True
     encoder.requires_grad_(False)
     return encoder.eval()
 

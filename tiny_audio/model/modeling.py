@@ -177,7 +177,7 @@ class ASRModel(PreTrainedModel):
             resolve_part(config.audio_encoder),
             resolve_part(config.text_decoder),
         )
-        self.encoder = load_encoder(encoder_path)
+        self.encoder = load_encoder(encoder_path, config.encoder_pad_to_window)
         self.decoder = AutoModelForCausalLM.from_pretrained(decoder_path, dtype=torch.float32)
         self.decoder.requires_grad_(False)
         self.decoder.eval()

@@ -171,9 +171,10 @@ class EncoderCache:
         return np.asarray(self._frames[offset : offset + frames], dtype=np.float32)
 
 
-def encoder_cache_dir(root: Path, encoder: str) -> Path:
+def encoder_cache_dir(root: Path, encoder: str, pad_to_window: bool = False) -> Path:
     slug = hashlib.sha1(encoder.encode()).hexdigest()[:12]
-    return root / "encoder_cache" / f"{Path(encoder).name}-{slug}"
+    mode = "-window" if pad_to_window else ""
+    return root / "encoder_cache" / f"{Path(encoder).name}-{slug}{mode}"
 
 
 def pad_frames(frames: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:

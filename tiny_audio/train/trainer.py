@@ -217,7 +217,10 @@ def train(cfg: DictConfig) -> Path:
         from tiny_audio.zoo import cache_home
 
         cache = EncoderCache(
-            encoder_cache_dir(cache_home(), cfg.model.audio_encoder), model.encoder.hidden_size
+            encoder_cache_dir(
+                cache_home(), cfg.model.audio_encoder, cfg.model.encoder_pad_to_window
+            ),
+            model.encoder.hidden_size,
         )
         with accelerator.main_process_first():
             if main:
