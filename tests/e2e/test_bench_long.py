@@ -21,6 +21,7 @@ def test_bench_long_scores_both_windowings_of_a_model_and_a_peer_once(
     arguments += ["-d", str(real_cards), "-n", "3", "-o", str(output)]
     result = CliRunner().invoke(cli, arguments)
     assert result.exit_code == 0, result.output
+    assert f"-d {real_cards} -n 3 --seed 0 --split test" in result.output  # how to remake it
     assert "| default | pauses (VAD) |" in result.output and "| default | fixed |" in result.output
     figures = json.loads((output / "results.json").read_text())
     runs = [(r["system"], r["windows"]) for r in figures["results"]]

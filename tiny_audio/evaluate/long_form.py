@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tiny_audio.audio import SAMPLE_RATE
-from tiny_audio.evaluate.joined import joined_recording_command, record, report
+from tiny_audio.evaluate.joined import Recording, joined_recording_command, record, report
 
 # Window choice -> the options that make it; a system other than a tiny-audio model runs as is.
 WINDOWING: dict[str, dict[str, Any]] = {"pauses (VAD)": {"vad": True}, "fixed": {"vad": False}}
@@ -74,16 +74,15 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
     clips_help="Clips joined: 140 game clips make about 10 minutes.",
     output_help="The joined recording, its text and every system's transcript.",
 )
-def bench_long_command(
-    systems: tuple[str, ...], sources: tuple[str, ...], clips: int, seed: int, output_dir: Path
-) -> None:
+def bench_long_command(systems: tuple[str, ...], recording: Recording, output_dir: Path) -> None:
     """WER and speed on one long recording of real clips, windows at pauses vs fixed."""
-    waveform, spans = record(output_dir, sources, clips, seed)
+    waveform, spans = record(output_dir, recording)
     reference = " ".join(span.text for span in spans)
     results = [result for system in systems for result in measure(system, waveform, reference)]
     report(
         "bench-long",
-        (systems, sources, clips, seed),
+        systems,
+        recording,
         waveform,
         spans,
         {"reference": reference, "results": results},

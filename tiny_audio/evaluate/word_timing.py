@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from tiny_audio.audio import SAMPLE_RATE
-from tiny_audio.evaluate.joined import Span, joined_recording_command, record, report
+from tiny_audio.evaluate.joined import Recording, Span, joined_recording_command, record, report
 from tiny_audio.model.alignment import Word
 
 REFERENCE_TEXT = "reference-text"
@@ -100,15 +100,14 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
     clips=40,
     output_help="The joined recording, its clip spans and every system's words.",
 )
-def bench_words_command(
-    systems: tuple[str, ...], sources: tuple[str, ...], clips: int, seed: int, output_dir: Path
-) -> None:
+def bench_words_command(systems: tuple[str, ...], recording: Recording, output_dir: Path) -> None:
     """Word-time error at known clip boundaries in one long recording of real clips."""
-    waveform, spans = record(output_dir, sources, clips, seed)
+    waveform, spans = record(output_dir, recording)
     results = [measure(system, waveform, spans) for system in systems]
     report(
         "bench-words",
-        (systems, sources, clips, seed),
+        systems,
+        recording,
         waveform,
         spans,
         {"spans": [vars(s) for s in spans], "results": results},
