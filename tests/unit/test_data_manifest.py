@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
@@ -135,3 +136,20 @@ def test_stats_on_a_missing_manifest_is_one_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["data", "stats", str(tmp_path / "nope.jsonl")])
     assert result.exit_code == 1
     assert result.output.startswith("error: ") and "Traceback" not in result.output
+
+
+def test_a_fraction_of_a_source_is_the_same_random_clips_every_time(tmp_path: Path) -> None:
+    from tiny_audio.data.sources import load_spec
+    from tiny_audio.errors import UserError
+
+    clip = tone(tmp_path / "a.wav", 0.25)
+    utterances = [Utterance(f"u{i:02d}", str(clip), f"clip {i}", 0.25) for i in range(20)]
+    manifest = str(write_manifest(tmp_path / "train.jsonl", utterances))
+    quarter = [u.id for u in load_spec({"source": manifest, "fraction": 0.25}, "train")]
+    assert len(quarter) == 5 and len(set(quarter)) == 5
+    assert quarter != ["u00", "u01", "u02", "u03", "u04"]  # drawn, not the first five
+    assert quarter == [u.id for u in load_spec({"source": manifest, "fraction": 0.25}, "train")]
+    assert len(load_spec({"source": manifest, "max_samples": 3}, "train")) == 3
+    for wrong in (0, 1.5, "half"):
+        with pytest.raises(UserError, match="fraction must be in"):
+            load_spec({"source": manifest, "fraction": wrong}, "train")

@@ -21,7 +21,8 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator
+import random
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,21 @@ def load_source(
     return itertools.islice(_open(name, split), max_samples)
 
 
+def load_spec(spec: Mapping[str, Any], default_split: str) -> list[Utterance]:
+    """The clips a data.train or data.dev entry names: its source's split (its own or
+    `default_split`), the first `max_samples` of them, or a random `fraction` of them (the same
+    clips in every run, so a cache built for them is reused)."""
+    utterances = list(
+        load_source(spec["source"], spec.get("split", default_split), spec.get("max_samples"))
+    )
+    fraction = spec.get("fraction")
+    if fraction is None:
+        return utterances
+    if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise UserError(f"{spec['source']}: fraction must be in (0, 1], not {fraction!r}")
+    return random.Random(0).sample(utterances, round(len(utterances) * fraction))
+
+
 def missing_data(name: str, split: str) -> MissingData | None:
     """Why a source cannot be read yet, found without reading it; None for one that is there,
     `real` (built on first use) and Hub datasets (streamed)."""
@@ -67,11 +83,12 @@ def missing_data(name: str, split: str) -> MissingData | None:
     return None
 
 
-SPEC_KEYS = ("source", "split", "max_samples")  # what a data.train or data.dev entry may hold
+# What a data.train or data.dev entry may hold (see load_spec).
+SPEC_KEYS = ("source", "split", "max_samples", "fraction")
 
 
 def source_specs(value: Any) -> list[dict[str, Any]]:
-    """A config's data entry, one spec ({source, split?, max_samples?}) or a list of them, as a
+    """A config's data entry, one spec ({source, split?, max_samples?, fraction?}) or a list, as a
     list: a dev set may mix domains, each with its own sample budget."""
     from omegaconf import DictConfig, ListConfig, OmegaConf
 

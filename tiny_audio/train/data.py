@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from tiny_audio.audio import AudioError, duration_seconds, load_audio
 from tiny_audio.data.manifest import Utterance, content_key
-from tiny_audio.data.sources import load_source
+from tiny_audio.data.sources import load_spec
 from tiny_audio.normalize import normalize_label
 
 if TYPE_CHECKING:
@@ -31,11 +31,10 @@ logger = logging.getLogger("tiny_audio")
 def load_examples(
     specs: list[dict[str, Any]], default_split: str, min_seconds: float, max_seconds: float
 ) -> list[Utterance]:
-    """Utterances from every source spec ({source, split?, max_samples?}) within the duration range."""
+    """Utterances of every source spec (`load_spec`) within the duration range."""
     examples = []
     for spec in specs:
-        split = spec.get("split", default_split)
-        for utterance in load_source(spec["source"], split, spec.get("max_samples")):
+        for utterance in load_spec(spec, default_split):
             if utterance.duration is None or min_seconds <= utterance.duration <= max_seconds:
                 examples.append(utterance)
     return examples
