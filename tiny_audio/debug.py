@@ -1,4 +1,4 @@
-"""`ta debug`: health checks for a trained tiny-audio model.
+"""`ta debug`: health checks for a trained model.
 
 check-mosa / check-moe  router health over real clips: entropy, share per expert, dead experts
 analyze-lora            size (norm of B @ A) and effective rank of each LoRA update
@@ -12,12 +12,11 @@ Each prints a table, one `warning:` line per value outside its healthy range, an
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
@@ -25,7 +24,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from tiny_audio.audio import SAMPLE_RATE
 from tiny_audio.errors import UserError
+
+if TYPE_CHECKING:
+    from tiny_audio.lact.model import LaCTForCTC
 
 console = Console()
 
@@ -49,27 +52,11 @@ DEAD_SHARE = 0.1  # an expert below a tenth of its uniform share is effectively 
 LORA_COLLAPSED_RANK = 1.5
 GRAD_NORM_RANGE = (1e-6, 100.0)  # below: nothing learns; above: unstable without clipping
 SCALE_RATIO_RANGE = (0.5, 2.0)
-# Debug commands that live beside another model family: name -> "module:attribute".
-LAZY_COMMANDS = {"nan": "tiny_audio.lact.debug:nan_command"}
 
 
-class DebugGroup(click.Group):
-    """This module's commands plus ones that live beside other model families, imported when used."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in LAZY_COMMANDS:
-            module_name, attribute = LAZY_COMMANDS[cmd_name].split(":")
-            command: click.Command = getattr(importlib.import_module(module_name), attribute)
-            return command
-        return super().get_command(ctx, cmd_name)
-
-
-@click.group(cls=DebugGroup)
+@click.group()
 def debug() -> None:
-    """Inspect a trained model: routing, LoRA, gradients, embedding scale."""
+    """Inspect a trained model: routing, LoRA, gradients, embedding scale, NaN."""
 
 
 # ---- shared helpers -----------------------------------------------------------------------
@@ -447,3 +434,71 @@ def check_model(model: str, dataset: str, split: str, limit: int, json_path: str
             f"audio embeddings are {ratio:.2f}x the LLM's text embeddings (healthy {low}-{high}x)"
         )
     finish(report, json_path)
+
+
+# ---- nan (LaCT) ---------------------------------------------------------------------------
+
+
+def probe_audio(seconds: float = 6.0, seed: int = 0) -> np.ndarray:
+    """A speech-like test signal when no audio is given: a gliding harmonic tone plus noise."""
+    rng = np.random.default_rng(seed)
+    time = np.arange(int(SAMPLE_RATE * seconds)) / SAMPLE_RATE
+    pitch = 120 + 40 * np.sin(2 * np.pi * 0.5 * time)
+    phase = 2 * np.pi * np.cumsum(pitch) / SAMPLE_RATE
+    tone = sum(np.sin(k * phase) / k for k in range(1, 6))
+    return (0.1 * tone + 0.01 * rng.standard_normal(time.size)).astype(np.float32)
+
+
+def diagnose_nonfinite(model: LaCTForCTC, waveforms: list[np.ndarray]) -> dict[str, Any]:
+    from tiny_audio.train.nonfinite import (
+        first_nonfinite_module,
+        nonfinite_gradients,
+        nonfinite_parameters,
+    )
+
+    features, lengths = model.features(waveforms)
+    report: dict[str, Any] = {
+        "nonfinite_parameters": nonfinite_parameters(model),
+        "first_nonfinite_output": first_nonfinite_module(model, features, lengths),
+    }
+    # Gradients of a label-free loss (mean negative log-probability) show the backward side.
+    model.zero_grad(set_to_none=True)
+    logits, _ = model(features, lengths)
+    (-logits.float().log_softmax(-1).mean()).backward()
+    report["nonfinite_gradients"] = nonfinite_gradients(model)
+    with torch.no_grad():
+        x, token_lengths = model.audio_encoder(features, lengths)
+        mask = torch.arange(x.shape[1])[None, :] < token_lengths[:, None]
+        peaks = []
+        for block in model.blocks:
+            x = block(x, mask)
+            peaks.append(float(x[mask].abs().max()))
+    report["block_peak_activation"] = peaks
+    return report
+
+
+@debug.command("nan")
+@click.argument("checkpoint", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--audio",
+    "audio_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Audio to run (default: a synthetic probe).",
+)
+@json_option
+def nan_command(checkpoint: str, audio_files: tuple[str, ...], json_path: str | None) -> None:
+    """Locate the layer of a LaCT CHECKPOINT that first produces NaN or infinite values."""
+    from tiny_audio.audio import load_audio
+    from tiny_audio.lact.model import LaCTForCTC
+
+    model = LaCTForCTC.from_pretrained(checkpoint)
+    waveforms = [load_audio(path) for path in audio_files] or [probe_audio()]
+    report = diagnose_nonfinite(model, waveforms)
+    click.echo(f"non-finite parameters: {', '.join(report['nonfinite_parameters']) or 'none'}")
+    click.echo(f"first non-finite output: {report['first_nonfinite_output'] or 'none'}")
+    click.echo(f"non-finite gradients: {', '.join(report['nonfinite_gradients']) or 'none'}")
+    peaks = ", ".join(f"{peak:.3g}" for peak in report["block_peak_activation"])
+    click.echo(f"peak |activation| per block: {peaks}")
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2) + "\n")

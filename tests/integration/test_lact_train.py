@@ -15,14 +15,16 @@ from click.testing import CliRunner
 from omegaconf import DictConfig
 from safetensors.torch import load_file, save_file
 
+from tiny_audio.debug import nan_command
 from tiny_audio.errors import UserError
 from tiny_audio.lact.config import LaCTConfig
-from tiny_audio.lact.debug import first_nonfinite_module, nan_command
 from tiny_audio.lact.model import LaCTForCTC
 from tiny_audio.lact.tokenizer import CharTokenizer
-from tiny_audio.lact.train import CTCCollator, DataArgs, SpeechDataset, ctc_loss, train
+from tiny_audio.train import run_folder
+from tiny_audio.train.components import augmenters
+from tiny_audio.train.lact import CTCCollator, DataArgs, SpeechDataset, ctc_loss, train
 from tiny_audio.train.main import compose
-from tiny_audio.train.trainer import augmenters
+from tiny_audio.train.nonfinite import first_nonfinite_module
 
 SENTENCES = ["the cat sat on the mat", "a dog ran home", "we see the sea", "go to bed now"]
 
@@ -82,7 +84,9 @@ def compose_tiny(corpus: Path, output_dir: Path, *overrides: str) -> DictConfig:
 
 
 def read_metrics(output_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+    return [
+        json.loads(line) for line in (output_dir / run_folder.METRICS_LOG).read_text().splitlines()
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from tiny_audio.cli import cli
-from tiny_audio.lact.train import TrainingArgs
+from tiny_audio.train.lact import TrainingArgs
 from tiny_audio.train.main import check_keys, compose
 
 

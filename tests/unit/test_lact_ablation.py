@@ -3,9 +3,9 @@
 import numpy as np
 import torch
 
-from tiny_audio.lact.ablation import character_errors, freeze_fast_weights, paired_bootstrap
 from tiny_audio.lact.config import LaCTConfig
 from tiny_audio.lact.model import LaCTLayer
+from tiny_audio.train.lact_ablation import character_errors, freeze_fast_weights, paired_bootstrap
 
 
 def test_character_errors_count_edits_per_utterance() -> None:

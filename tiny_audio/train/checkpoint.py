@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tiny_audio.errors import UserError
 from tiny_audio.train import run_folder
 
 
@@ -52,3 +53,26 @@ def save_checkpoint(
 def load_training_state(checkpoint: Path) -> dict[str, Any]:
     # weights_only: tensors and plain containers, never arbitrary pickled objects
     return torch.load(checkpoint / run_folder.TRAINING_STATE, map_location="cpu", weights_only=True)
+
+
+def checkpoint_to_resume(setting: str, run_dir: Path) -> Path | None:
+    """training.resume_from_checkpoint: "latest" (the run's newest complete checkpoint, None for
+    a fresh run) or a checkpoint folder, which must be complete."""
+    if setting == "latest":
+        return run_folder.latest_checkpoint(run_dir)
+    checkpoint = Path(setting)
+    if not run_folder.is_checkpoint(checkpoint):
+        raise UserError(
+            f"training.resume_from_checkpoint: {checkpoint} is not a complete checkpoint"
+        )
+    return checkpoint
+
+
+def restore_training_state(checkpoint: Path, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+    """Load the optimizer, scheduler and RNG state saved in `checkpoint`; returns the rest of
+    its training state (the step and what the recipe saved beside it)."""
+    state = load_training_state(checkpoint)
+    optimizer.load_state_dict(state.pop("optimizer"))
+    scheduler.load_state_dict(state.pop("scheduler"))
+    set_rng_state(state.pop("rng"))
+    return state

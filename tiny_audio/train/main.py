@@ -12,8 +12,7 @@ import importlib
 import inspect
 import itertools
 import logging
-import math
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -24,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tiny_audio.data.sources import SPEC_KEYS
 from tiny_audio.errors import UserError
+from tiny_audio.train.components import SCHEDULES
 
 # The Hydra tree ships inside the package: `ta train` works from an installed wheel, not only a clone.
 CONFIG_DIR = Path(str(files("tiny_audio") / "configs"))
@@ -53,10 +53,10 @@ FAMILIES: dict[str, Family] = {
         model_keys_of_training=(FAMILY_KEY, "init_from"),
     ),
     "lact": Family(
-        "tiny_audio.lact.train:train",
+        "tiny_audio.train.lact:train",
         "tiny_audio.lact.config:LaCTConfig",
-        "tiny_audio.lact.train:TrainingArgs",
-        "tiny_audio.lact.train:DataArgs",
+        "tiny_audio.train.lact:TrainingArgs",
+        "tiny_audio.train.lact:DataArgs",
     ),
 }
 # training.* numbers every family reads: name -> (type, least allowed value). Checked before any
@@ -73,13 +73,6 @@ TRAINING_NUMBERS: dict[str, tuple[type[int] | type[float], int]] = {
     "learning_rate": (float, 0),
     "weight_decay": (float, 0),
     "max_grad_norm": (float, 0),
-}
-
-# training.lr_scheduler: the learning rate's decay after the warm-up, by progress from 0 to 1.
-SCHEDULES: dict[str, Callable[[float], float]] = {
-    "cosine": lambda progress: 0.5 * (1 + math.cos(math.pi * progress)),
-    "linear": lambda progress: 1 - progress,
-    "constant": lambda progress: 1.0,
 }
 
 

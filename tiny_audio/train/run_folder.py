@@ -6,6 +6,7 @@
         checkpoint-N/          a loadable model folder, its training state and dev figures
         checkpoint-N.tmp/      a checkpoint being written, renamed into place once complete
         best -> checkpoint-N   a link to the checkpoint with the best dev figures
+        metrics.jsonl          (LaCT) one line per logged step or dev evaluation (METRICS_LOG)
 
 A run killed at any moment leaves complete checkpoints and at most a staging folder, which is
 ignored and later removed. Nothing here imports torch: the readers need only the names."""
@@ -25,6 +26,9 @@ RUN_CONFIGS = (RUN_CONFIG, "training_config.yaml")
 # A checkpoint's dev figures ({"step", "dev_wer", ...}); `ta eval` names its results
 # ({"dataset", "wer", ...}) the same way, in its own folders or in CHECKPOINT/eval.
 METRICS = "metrics.json"
+# The LaCT recipe's running log ({"step", "loss", ...} or {"step", "cer", ...}), which the
+# LaCT ablation plots.
+METRICS_LOG = "metrics.jsonl"
 BEST = "best"
 TRAINING_STATE = "training_state.pt"  # what makes a model folder a checkpoint to resume from
 CHECKPOINT_GLOB = "checkpoint-*"  # complete checkpoints and staging folders alike

@@ -12,7 +12,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from tiny_audio.errors import UserError
 from tiny_audio.extras import install_command
 from tiny_audio.train import checkpoint as ckpt
 from tiny_audio.train import run_folder
+from tiny_audio.train.components import augmenters, bf16_enabled, lr_lambda
 from tiny_audio.train.data import (
     Collator,
     EncoderCache,
@@ -34,7 +35,7 @@ from tiny_audio.train.data import (
     encoder_cache_dir,
     load_examples,
 )
-from tiny_audio.train.main import FAMILIES, SCHEDULES
+from tiny_audio.train.main import FAMILIES
 
 logger = logging.getLogger("tiny_audio")
 
@@ -102,17 +103,6 @@ def param_groups(model: Any, cfg: DictConfig) -> list[dict[str, Any]]:
     return [g for g in groups if g["params"]]
 
 
-def lr_lambda(warmup: int, total: int, schedule: str) -> Callable[[int], float]:
-    decay = SCHEDULES[schedule]
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return decay(min(1.0, (step - warmup) / max(1, total - warmup)))
-
-    return factor
-
-
 def dev_wer(
     model: Any, dev: list[tuple[Any, Any]], samples: int
 ) -> tuple[float, list[tuple[str, str]]]:
@@ -177,11 +167,7 @@ def train(cfg: DictConfig) -> Path:
     dev_specs = source_specs(d.dev)
     dev = list(decoded(load_examples(dev_specs, "dev", d.min_duration_s, d.max_duration_s)))
 
-    bf16 = (
-        torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        if t.bf16 == "auto"
-        else bool(t.bf16)
-    )
+    bf16 = bf16_enabled(t.bf16)
     output_dir = Path(t.output_dir)
     trackers = [t.report_to]
     if os.environ.get("WANDB_API_KEY"):
@@ -252,20 +238,14 @@ def train(cfg: DictConfig) -> Path:
     output_dir.mkdir(parents=True, exist_ok=True)
     if main:
         run_folder.clean_partial(output_dir)
-    resume = t.resume_from_checkpoint
-    if resume == "latest":
-        resume = run_folder.latest_checkpoint(output_dir)
+    resume = (
+        ckpt.checkpoint_to_resume(str(t.resume_from_checkpoint), output_dir)
+        if t.resume_from_checkpoint
+        else None
+    )
     if resume:
-        resume = Path(resume)
-        if not run_folder.is_checkpoint(resume):
-            raise UserError(
-                f"training.resume_from_checkpoint: {resume} is not a complete checkpoint"
-            )
         load_trained_weights(unwrapped, resume)
-        state = ckpt.load_training_state(resume)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        ckpt.set_rng_state(state["rng"])
+        state = ckpt.restore_training_state(resume, optimizer, scheduler)
         start_step, best_wer = int(state["step"]), float(state["best_wer"])
         logger.info("resumed from %s at step %d", resume, start_step)
 
@@ -388,17 +368,6 @@ def encode_clips(model: Any, waves: list[Any]) -> list[Any]:
     with torch.no_grad():
         hidden, mask = model.encode(features, lengths)
     return [h[: int(n)].float().cpu().numpy() for h, n in zip(hidden, mask.sum(dim=1))]
-
-
-def augmenters(block: Mapping[str, float]) -> tuple[Any, Any]:
-    """Waveform and feature augmentation functions for a `data.augment` block (name ->
-    probability), or None for each kind that is off; `silence` shapes the data set instead."""
-    augment = {name: p for name, p in block.items() if p > 0 and name != "silence"}
-    if not augment:
-        return None, None
-    from tiny_audio.data.augment import feature_augmenter, waveform_augmenter
-
-    return waveform_augmenter(augment), feature_augmenter(augment)
 
 
 def flat_config(cfg: DictConfig) -> dict[str, Any]:

@@ -1,12 +1,14 @@
-"""Training the LaCT CTC model: speech sources -> log-mel batches -> CTC loss -> checkpoints.
+"""The LaCT recipe: speech sources -> log-mel batches -> CTC loss -> checkpoints.
 
 `ta train +experiments=lact_tiny` composes tiny_audio/configs/config.yaml with a lact_* preset
 (family/lact.yaml) and calls `train(cfg)` here (model.family == "lact"). `model.*` are LaCTConfig
-fields, `training.*` TrainingArgs fields (names shared with the tiny-audio trainer where they mean
-the same thing) and `data.*` DataArgs fields: `ta train` refuses any other key.
+fields, `training.*` TrainingArgs fields (names shared with the tiny-audio recipe, trainer.py,
+where they mean the same thing) and `data.*` DataArgs fields: `ta train` refuses any other key.
 `data.train` / `data.dev` name sources for tiny_audio.data.sources.load_source; `data.augment`
-is the tiny-audio trainer's augmentation block (waveform augmentations, SpecAugment on the
-log-mels, extra silent clips), applied to training batches only.
+is the same augmentation block as the tiny-audio recipe's (waveform augmentations, SpecAugment
+on the log-mels, extra silent clips), applied to training batches only. The schedule, precision
+setting, augmenters, checkpoints and run folder are the shared ones (components.py,
+checkpoint.py, run_folder.py); dev CER and WER are scored by tiny_audio.evaluate.metrics.
 """
 
 from __future__ import annotations
@@ -37,13 +39,11 @@ from tiny_audio.lact.model import LaCTForCTC, LogMel
 from tiny_audio.lact.tokenizer import CharTokenizer
 from tiny_audio.train import checkpoint as ckpt
 from tiny_audio.train import run_folder
+from tiny_audio.train.components import augmenters, bf16_enabled, lr_lambda
 from tiny_audio.train.main import FAMILY_KEY
-from tiny_audio.train.trainer import augmenters, lr_lambda
 
 if TYPE_CHECKING:
     from tiny_audio.data.augment import FeatureAugmenter
-
-METRICS = "metrics.jsonl"
 
 
 @dataclass
@@ -56,7 +56,7 @@ class TrainingArgs:
     learning_rate: float = 1e-4
     weight_decay: float = 0.01
     warmup_steps: int = 2000
-    lr_scheduler: str = "cosine"  # a name in tiny_audio.train.main.SCHEDULES
+    lr_scheduler: str = "cosine"  # a name in tiny_audio.train.components.SCHEDULES
     max_grad_norm: float = 1.0
     max_nonfinite_steps: int = 20  # give up after this many skipped steps in a row
     bf16: bool | str = (
@@ -115,11 +115,11 @@ class SpeechDataset(Dataset):
         seed: int = 0,
     ) -> None:
         from tiny_audio.data.augment import add_silence
-        from tiny_audio.data.sources import load_source
+        from tiny_audio.data.sources import load_spec
 
         usable: list[Utterance] = []
         for entry in sources:
-            for utterance in load_source(entry["source"], split, entry.get("max_samples")):
+            for utterance in load_spec(entry, split):
                 text = tokenizer.normalize(utterance.heard)
                 duration = utterance.duration
                 if text and (
@@ -231,13 +231,12 @@ def evaluate(
     model: LaCTForCTC, dataset: SpeechDataset, collator: CTCCollator, batch_size: int
 ) -> dict[str, float]:
     """Validation loss, CER and WER (greedy decoding) on the whole dev set."""
-    import jiwer
+    from tiny_audio.evaluate.metrics import corpus_counts
 
     model.eval()
     device = model.ctc_head.weight.device
     count = len(dataset)
-    references: list[str] = []
-    hypotheses: list[str] = []
+    pairs: list[tuple[str, str]] = []
     losses: list[float] = []
     for start in range(0, count, batch_size):
         batch = collator([dataset[i] for i in range(start, min(start + batch_size, count))])
@@ -246,19 +245,18 @@ def evaluate(
         batch = to_device(batch, device)
         logits, lengths = model(batch["input_features"], batch["feature_lengths"])
         losses.append(ctc_loss(logits, lengths, batch, model.tokenizer.blank_id).item())
-        references.extend(batch["texts"])
-        hypotheses.extend(model.decode(logits, lengths))
+        pairs.extend(zip(batch["texts"], model.decode(logits, lengths), strict=True))
     model.train()
     return {
         "val_loss": sum(losses) / max(len(losses), 1),
-        "cer": float(jiwer.cer(references, hypotheses)),
-        "wer": float(jiwer.wer(references, hypotheses)),
+        "cer": corpus_counts(pairs, "char").rate,
+        "wer": corpus_counts(pairs).rate,
     }
 
 
 def report_nonfinite(model: LaCTForCTC, batch: dict[str, Any]) -> str:
     """Which module first produced non-finite values on this batch, and which gradients are."""
-    from tiny_audio.lact.debug import first_nonfinite_module, nonfinite_gradients
+    from tiny_audio.train.nonfinite import first_nonfinite_module, nonfinite_gradients
 
     module = first_nonfinite_module(model, batch["input_features"], batch["feature_lengths"])
     gradients = nonfinite_gradients(model)
@@ -268,29 +266,17 @@ def report_nonfinite(model: LaCTForCTC, batch: dict[str, Any]) -> str:
     return f"first non-finite output: {module or 'none'}; non-finite gradients: {shown or 'none'}"
 
 
-# --- Checkpoints (the shared, atomic format of tiny_audio.train.checkpoint) -------------------
+# --- Checkpoints (the shared, atomic format of checkpoint.py) -----------------------------
 
 
 def resume(
-    source: str,
-    output_dir: Path,
-    model: LaCTForCTC,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
+    checkpoint: Path, model: LaCTForCTC, optimizer: torch.optim.Optimizer, scheduler: Any
 ) -> dict[str, Any]:
     from safetensors.torch import load_file
 
-    directory = run_folder.latest_checkpoint(output_dir) if source == "latest" else Path(source)
-    if directory is None:
-        return {}
-    if not run_folder.is_checkpoint(directory):
-        raise UserError(f"{directory}: not a complete checkpoint to resume from")
-    model.load_state_dict(load_file(str(directory / "model.safetensors")))
-    saved = ckpt.load_training_state(directory)
-    optimizer.load_state_dict(saved.pop("optimizer"))
-    scheduler.load_state_dict(saved.pop("scheduler"))
-    ckpt.set_rng_state(saved.pop("rng"))
-    tqdm.write(f"resumed from {directory} at step {saved['step']}")
+    model.load_state_dict(load_file(str(checkpoint / "model.safetensors")))
+    saved = ckpt.restore_training_state(checkpoint, optimizer, scheduler)
+    tqdm.write(f"resumed from {checkpoint} at step {saved['step']}")
     return saved
 
 
@@ -309,7 +295,7 @@ def train(cfg: DictConfig) -> Path:
     torch.manual_seed(seed)
     cuda = torch.cuda.is_available()
     device = torch.device(("cuda" if cuda else "cpu") if args.device == "auto" else args.device)
-    bf16 = cuda and torch.cuda.is_bf16_supported() if args.bf16 == "auto" else bool(args.bf16)
+    bf16 = bf16_enabled(args.bf16)
 
     tokenizer = CharTokenizer()
     # Data first: a corpus not built yet is named before any output or a large model is made.
@@ -337,11 +323,16 @@ def train(cfg: DictConfig) -> Path:
         optimizer, lr_lambda(args.warmup_steps, args.max_steps, args.lr_scheduler)
     )
     state: dict[str, Any] = {"step": 0, "samples_seen": 0, "best_cer": math.inf, "skipped_steps": 0}
-    if args.resume_from_checkpoint:
-        state.update(resume(args.resume_from_checkpoint, output_dir, model, optimizer, scheduler))
+    checkpoint_dir = (
+        ckpt.checkpoint_to_resume(args.resume_from_checkpoint, output_dir)
+        if args.resume_from_checkpoint
+        else None
+    )
+    if checkpoint_dir is not None:
+        state.update(resume(checkpoint_dir, model, optimizer, scheduler))
 
     stream = batch_stream(train_set, train_collator, args, seed, state["samples_seen"])
-    metrics_file = (output_dir / METRICS).open("a")
+    metrics_file = (output_dir / run_folder.METRICS_LOG).open("a")
 
     def log(record: dict[str, Any]) -> None:
         metrics_file.write(json.dumps({"step": state["step"], **record}) + "\n")

@@ -5,7 +5,7 @@ weights frozen at their learned start (no test-time training), to show what the 
 With two or more runs, each later run's CER is compared with the first's by a paired bootstrap
 over dev utterances (is the gap real?).
 
-    python -m tiny_audio.lact.ablation RUN_DIR RUN_DIR --dev dev.jsonl --out results/
+    python -m tiny_audio.train.lact_ablation RUN_DIR RUN_DIR --dev dev.jsonl --out results/
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ import torch
 
 from tiny_audio.audio import load_audio
 from tiny_audio.data.manifest import read_manifest
+from tiny_audio.evaluate.metrics import char_errors, corpus_counts
 from tiny_audio.lact.model import LaCTForCTC, LaCTLayer
-from tiny_audio.lact.train import METRICS
-from tiny_audio.train.run_folder import BEST
+from tiny_audio.train.run_folder import BEST, METRICS_LOG
 
 
 def read_metrics(run: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (run / METRICS).read_text().splitlines() if line.strip()]
+    lines = (run / METRICS_LOG).read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def run_label(config: dict[str, Any]) -> str:
@@ -40,16 +41,10 @@ def run_label(config: dict[str, Any]) -> str:
 
 def character_errors(references: list[str], hypotheses: list[str]) -> list[int]:
     """Edit distance in characters of each hypothesis to its reference."""
-    import jiwer
-
-    errors = []
-    for reference, hypothesis in zip(references, hypotheses, strict=True):
-        if not reference:
-            errors.append(len(hypothesis))
-            continue
-        out = jiwer.process_characters(reference, hypothesis)
-        errors.append(out.substitutions + out.deletions + out.insertions)
-    return errors
+    return [
+        char_errors(reference, hypothesis).errors
+        for reference, hypothesis in zip(references, hypotheses, strict=True)
+    ]
 
 
 def paired_bootstrap(
@@ -83,8 +78,6 @@ def score_run(
 ) -> dict[str, Any]:
     """Dev CER/WER of RUN/best greedy, by beam search, and by beam search fused with its
     character LM (`lm` = weight, bonus; default the checkpoint's own) where it has one."""
-    import jiwer
-
     checkpoint = run / BEST
     model = LaCTForCTC.from_pretrained(checkpoint)
     rows = read_manifest(dev)
@@ -117,9 +110,10 @@ def score_run(
         freeze_fast_weights(model)
         decoded["beam1-frozen"] = model.decode_clips(model.clip_logits(waveforms, batch_size), 1)
     for name, hypotheses in decoded.items():
+        pairs = list(zip(references, hypotheses, strict=True))
         result[name] = {
-            "cer": float(jiwer.cer(references, hypotheses)),
-            "wer": float(jiwer.wer(references, hypotheses)),
+            "cer": corpus_counts(pairs, "char").rate,
+            "wer": corpus_counts(pairs).rate,
             "examples": [
                 {"ref": r, "hyp": h} for r, h in list(zip(references, hypotheses, strict=True))[:3]
             ],
