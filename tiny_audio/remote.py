@@ -5,6 +5,7 @@ checkpoints back. Everything goes through the system `ssh` and `rsync`, so your 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
@@ -36,6 +37,13 @@ DEFAULT_SESSION = "tiny-audio"
 SESSION_NAME = re.compile(r"[A-Za-z0-9_-]+")  # safe as a tmux target and as a file name
 EXIT_MARKER = "[tiny-audio] job exited with status"
 SSH_UNREACHABLE = 255  # ssh's own exit status when it could not connect or authenticate
+# Host field -> the option that sets it (host_options), for the commands a hint prints.
+LOGIN_OPTIONS = {
+    "user": "--user",
+    "key": "--key",
+    "directory": "--remote-dir",
+    "python": "--python",
+}
 
 console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -55,6 +63,16 @@ class Host:
     @property
     def target(self) -> str:
         return f"{self.user}@{self.address}"
+
+    def command_line(self, subcommand: str, *args: str) -> str:
+        """`ta remote SUBCOMMAND HOST PORT ARGS` with every login option that is not the default,
+        so a hint can be copied and run as it is."""
+        words = ["ta", "remote", subcommand, self.address, str(self.port)]
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name in LOGIN_OPTIONS and value != field.default:
+                words += [LOGIN_OPTIONS[field.name], str(value)]
+        return shlex.join([*words, *args])
 
     def ssh_args(self) -> list[str]:
         known_hosts = known_hosts_file()
@@ -287,10 +305,11 @@ def attach_or_hint(host: Host, session: str, attach: bool) -> None:
     if attach and sys.stdin.isatty():
         attach_session(host, session)
         return
-    console.print(
-        f"started tmux session [bold]{session}[/bold] on {host.address}; "
-        f"follow it with `ta remote attach {host.address} {host.port} --session {session}` "
-        f"or `ta remote logs {host.address} {host.port} --session {session}`"
+    click.echo(  # not wrapped: the commands are copied as they are
+        f"started tmux session {session} on {host.address}; follow it with "
+        f"`{host.command_line('attach', '--session', session)}` or "
+        f"`{host.command_line('logs', '--session', session)}`",
+        err=True,
     )
 
 
@@ -524,7 +543,7 @@ def deploy_command(
 ) -> None:
     """Prepare HOST: system packages, the code (files git tracks) and its Python dependencies."""
     deploy(host, source, setup=not skip_setup, sync=not skip_sync, deps=not skip_deps)
-    console.print(f"ready: `ta remote train {host.address} {host.port} -e EXPERIMENT`")
+    click.echo(f"ready: `{host.command_line('train', '-e', 'EXPERIMENT')}`", err=True)
 
 
 @remote.command("train", context_settings={"ignore_unknown_options": True})
