@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 from packaging.requirements import Requirement
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tiny_audio.errors import UserError
@@ -321,8 +322,11 @@ def doctor() -> None:
         column.overflow = "fold"  # a path or command is cut nowhere, only wrapped
     for finding in findings:
         style = STATUS_STYLES[finding.status]
-        table.add_row(
-            finding.check, f"[{style}]{finding.status}[/{style}]", finding.detail, finding.fix
+        table.add_row(  # "extra [train]", "pip install 'tiny-audio[train]'": text, not markup
+            escape(finding.check),
+            f"[{style}]{finding.status}[/{style}]",
+            escape(finding.detail),
+            escape(finding.fix),
         )
     console.print(table)
     problems = [f for f in findings if f.status in ("missing", "warn") and f.fix]

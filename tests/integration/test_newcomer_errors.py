@@ -161,6 +161,24 @@ def test_doctor_says_how_to_install_a_missing_extra(monkeypatch: pytest.MonkeyPa
     assert "to fix extra [wandb]: pip install 'tiny-audio[wandb]'" in result.output.splitlines()
 
 
+def test_doctor_s_table_shows_an_extra_and_its_command_as_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    requirements = ["numpy", 'wandb-no-such; extra == "wandb"']
+    monkeypatch.setattr(dev.importlib.metadata, "requires", lambda name: requirements)
+    monkeypatch.setattr(dev, "CHECKS", [dev.check_packages])
+    monkeypatch.setenv("WANDB_API_KEY", "a-key")
+    monkeypatch.setenv("COLUMNS", "200")  # one line a row
+    result = CliRunner().invoke(dev.doctor, [])
+    [row] = [line for line in result.output.splitlines() if "wandb-no-such" in line]
+    assert [cell.strip() for cell in row.split("│")[1:-1]] == [
+        "extra [wandb]",
+        "warn",
+        "wandb-no-such (not installed)",
+        "pip install 'tiny-audio[wandb]'",
+    ]
+
+
 def test_each_eval_keeps_its_own_summary(tmp_path: Path) -> None:
     first = write_summary(tmp_path, [{"model": "a"}])
     second = write_summary(tmp_path, [{"model": "b"}])
