@@ -34,6 +34,7 @@ def test_real_builds_pocketsphinx_slices(tmp_path: Path) -> None:
         for name in ("librivox", "cards", "goforward")
     }
     assert counts == {"librivox": 5, "cards": 5, "goforward": 1}
+    assert "goforward: 1 utterance, 2.8 s" in result.output.splitlines()
     [goforward] = read_manifest(out / "goforward.jsonl")
     assert goforward.text == "go forward ten meters" and goforward.source == "goforward"
     for utterance in read_manifest(out / "librivox.jsonl"):

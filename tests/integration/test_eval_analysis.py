@@ -126,6 +126,15 @@ def test_errors_counts_substitution_pairs_insertions_and_deletions(runs: tuple[P
     assert _is_png(run_b / "analysis" / "top_substitutions.png")
 
 
+def test_errors_headline_says_one_error_of_a_kind_in_the_singular(tmp_path: Path) -> None:
+    predictions = [score(Utterance("u1", "unused", "stop here"), "top", 1.0, 0.1, None)]
+    run = tmp_path / "eval" / "model" / "set"
+    write_run(run, predictions, {"model": "model", "dataset": "set", **summarize(predictions)})
+    assert _invoke("errors", str(run)).splitlines()[1] == (
+        "  1 substitution, 0 insertions and 1 deletion over 2 reference words (WER 100.00%)."
+    )
+
+
 def test_entity_errors_find_missed_names_and_numbers(runs: tuple[Path, Path]) -> None:
     _, run_b = runs
     _invoke("entity-errors", str(run_b))

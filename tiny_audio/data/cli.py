@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from tiny_audio.counts import counted
 from tiny_audio.data.filter import DEFAULT_MAX_WER, DEFAULT_PEER
 from tiny_audio.data.sources import data_home
 from tiny_audio.data.texts import TEXT_POOLS
@@ -90,7 +91,7 @@ def synth(
     summary = build_corpus(out, config, workers)
     for split, figures in summary["splits"].items():
         click.echo(
-            f"{split}: {figures['utterances']} utterances, {figures['hours']:.3f} h"
+            f"{split}: {counted(figures['utterances'], 'utterance')}, {figures['hours']:.3f} h"
             + (f", {figures['failed']} failed" if figures["failed"] else "")
         )
     click.echo(f"{out} ({summary['wall_seconds']} s; settings in {out / 'synth.json'})")
@@ -112,7 +113,7 @@ def real(out: Path | None, slices: str | None) -> None:
     summary = build_real(out, _names(slices) or None)
     (out / "real.json").write_text(json.dumps(summary, indent=2) + "\n")
     for name, figures in summary.items():
-        click.echo(f"{name}: {figures['utterances']} utterances, {figures['seconds']} s")
+        click.echo(f"{name}: {counted(figures['utterances'], 'utterance')}, {figures['seconds']} s")
     click.echo(f"{out}")
 
 
@@ -158,8 +159,8 @@ def games(
                     unfiltered, out / name / f"{split}.jsonl", filter_peer, max_wer
                 )
             click.echo(
-                f"{name} {split}: {counts['utterances']} clips, {counts['hours']} h, "
-                f"{counts['speakers']} speakers"
+                f"{name} {split}: {counted(counts['utterances'], 'clip')}, {counts['hours']} h, "
+                f"{counted(counts['speakers'], 'speaker')}"
                 + (f"; kept {counts['filtered']['kept']}" if "filtered" in counts else "")
             )
         (out / name / "game.json").write_text(json.dumps(figures, indent=2) + "\n")
@@ -238,7 +239,7 @@ def channel(source: str, split: str, out: Path, channels: str | None, seed: int)
 
     chosen = _names(channels) or tuple(CHANNELS)
     written = through_channels(load_source(source, split), out, chosen, seed)
-    click.echo(f"{len(written)} clips through {', '.join(chosen)}: {out}")
+    click.echo(f"{counted(len(written), 'clip')} through {', '.join(chosen)}: {out}")
 
 
 @data.command()
@@ -273,7 +274,8 @@ def stats(source: str, split: str, out: Path | None, check_audio: bool) -> None:
     figures["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     (out / f"{stem}-stats.json").write_text(json.dumps(figures, indent=2) + "\n")
     click.echo(
-        f"{figures['hours']:.3f} h, {figures['utterances']} utterances, {figures['speakers']} speakers"
+        f"{figures['hours']:.3f} h, {counted(figures['utterances'], 'utterance')}, "
+        f"{counted(figures['speakers'], 'speaker')}"
         + (f", {len(figures['unreadable'])} unreadable" if figures["unreadable"] else "")
     )
     for name, count in figures["per_source"].items():

@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from tiny_audio.counts import counted
 from tiny_audio.errors import UserError
 from tiny_audio.evaluate import plots
 from tiny_audio.evaluate.metrics import align_words
@@ -297,7 +298,11 @@ def _not_comparable(run: Run) -> str | None:
     """Why a run's WER cannot stand beside the others', if it cannot: it leaves items out."""
     failed = len(run.predictions) - len(run.scored)
     if not run.scored:
-        return f"nothing scored ({failed} items failed)" if failed else "nothing scored (no items)"
+        return (
+            f"nothing scored ({counted(failed, 'item')} failed)"
+            if failed
+            else "nothing scored (no items)"
+        )
     if failed:
         return f"{failed} of {len(run.predictions)} items failed and are not in its WER"
     if run.metrics.get("complete") is False:
@@ -384,8 +389,10 @@ def errors(run: Run, out_dir: Path, top: int = 20) -> Report:
     }
     totals = data["totals"]
     headline = (
-        f"{totals['substitutions']} substitutions, {totals['insertions']} insertions and "
-        f"{totals['deletions']} deletions over {totals['reference_words']} reference words "
+        f"{counted(totals['substitutions'], 'substitution')}, "
+        f"{counted(totals['insertions'], 'insertion')} and "
+        f"{counted(totals['deletions'], 'deletion')} over "
+        f"{counted(totals['reference_words'], 'reference word')} "
         f"(WER {_percent(figures['wer'])}%)."
     )
     types_plot = plots.stacked_bars(
