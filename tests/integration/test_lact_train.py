@@ -217,6 +217,18 @@ def test_training_reads_the_augment_block(corpus: Path, straight_run: Path, tmp_
         train(compose_tiny(corpus, tmp_path / "unknown", "+data.augment.echo=0.5"))
 
 
+def test_a_wandb_key_is_said_to_go_unused(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", "a-key")
+    output_dir = tmp_path / "run"
+    train(compose_tiny(corpus, output_dir, "training.max_steps=1"))
+    assert (
+        f"warning: WANDB_API_KEY is set, but a LaCT run logs only to "
+        f"{output_dir / run_folder.METRICS_LOG}, not to W&B"
+    ) in capsys.readouterr().out.splitlines()
+
+
 def test_nan_guard_skips_steps_and_names_the_layer(
     corpus: Path, straight_run: Path, tmp_path: Path
 ) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -306,6 +307,11 @@ def train(cfg: DictConfig) -> Path:
     output_dir = Path(args.output_dir).expanduser()
     output_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, output_dir / run_folder.RUN_CONFIG)
+    if os.environ.get("WANDB_API_KEY"):  # the tiny-audio recipe's tracker; this loop has none
+        tqdm.write(
+            f"warning: WANDB_API_KEY is set, but a LaCT run logs only to "
+            f"{output_dir / run_folder.METRICS_LOG}, not to W&B"
+        )
     model_settings = _settings(cfg.model)
     model_settings.pop(FAMILY_KEY, None)
     config = dataclasses.replace(LaCTConfig.from_dict(model_settings), vocab_size=len(tokenizer))
