@@ -310,7 +310,12 @@ def demo(model: str, port: int, host: str, share: bool, workers: int) -> None:
                 share=share,
                 show_error=True,
                 max_file_size=f"{MAX_UPLOAD_MB}mb",
+                quiet=True,  # Gradio's hints name its own launch() arguments, not ta's options
+                prevent_thread_lock=True,
             )
+            share_hint = "" if share else "; --share adds a public gradio.live link"
+            click.echo(f"{model} on {app.local_url} (Ctrl-C stops it{share_hint})", err=True)
+            app.block_thread()
     except OSError as error:  # the port is taken or the address is not ours
         reason = str(error).split(". ")[0]  # Gradio goes on about its own launch() arguments
         raise UserError(f"cannot serve on {host}:{port} ({reason}); try another --port") from None
