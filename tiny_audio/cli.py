@@ -14,8 +14,11 @@ from tiny_audio.errors import UserError
 
 # name -> ("module:attribute" of a click command, one-line help); one line per command.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "remote": ("tiny_audio.remote:remote", "Train on a GPU host over SSH (alias: runpod)."),
-    "slurm": ("tiny_audio.slurm:slurm", "Train on a Slurm cluster: submit, status, logs, cancel."),
+    "remote": ("tiny_audio.ops.remote:remote", "Train on a GPU host over SSH (alias: runpod)."),
+    "slurm": (
+        "tiny_audio.ops.slurm:slurm",
+        "Train on a Slurm cluster: submit, status, logs, cancel.",
+    ),
     "push": ("tiny_audio.hub:push_command", "Publish a checkpoint to the Hugging Face Hub."),
     "demo": ("tiny_audio.demo.app:demo", "Launch the Gradio web demo."),
     "deploy": ("tiny_audio.hub:deploy_command", "Publish a Gradio Space that serves a model."),
@@ -30,9 +33,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Train a model with Hydra overrides (+experiments=NAME).",
     ),
     "data": ("tiny_audio.data.cli:data", "Build and inspect speech corpora (synth, real, stats)."),
-    "debug": ("tiny_audio.debug:debug", "Model health: MoE routing, LoRA, gradient flow, scale."),
-    "dev": ("tiny_audio.dev:dev", "Lint, type-check and test the source checkout."),
-    "doctor": ("tiny_audio.dev:doctor", "Check the set-up and say what to fix."),
+    "debug": (
+        "tiny_audio.ops.debug:debug",
+        "Model health: MoE routing, LoRA, gradient flow, scale.",
+    ),
+    "dev": ("tiny_audio.ops.dev:dev", "Lint, type-check and test the source checkout."),
+    "doctor": ("tiny_audio.ops.dev:doctor", "Check the set-up and say what to fix."),
     "eval": ("tiny_audio.evaluate.cli:eval_command", "Score models on datasets (WER, CER, RTFx)."),
     "analysis": (
         "tiny_audio.evaluate.cli:analysis",

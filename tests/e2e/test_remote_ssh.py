@@ -24,7 +24,7 @@ from ports import free_port, wait_until_listening
 
 from tiny_audio.cli import cli
 from tiny_audio.data.sources import load_source
-from tiny_audio.remote import EXIT_MARKER, STATE_DIR
+from tiny_audio.ops.remote import EXIT_MARKER, STATE_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 SSHD = Path("/usr/sbin/sshd")

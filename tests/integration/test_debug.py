@@ -12,8 +12,8 @@ import torch
 from click.testing import CliRunner
 
 from tiny_audio.cli import cli
-from tiny_audio.debug import effective_rank, routing_report
 from tiny_audio.model import ASRConfig, ASRModel
+from tiny_audio.ops.debug import effective_rank, routing_report
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +214,7 @@ def test_a_narrow_table_wraps_names_instead_of_cutting_them(
 
     from rich.console import Console
 
-    from tiny_audio import debug
+    from tiny_audio.ops import debug
 
     out = io.StringIO()
     monkeypatch.setattr(debug, "console", Console(file=out, width=40))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tiny_audio import dev
+from tiny_audio.ops import dev
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ from click.testing import CliRunner
 from omegaconf import DictConfig
 from safetensors.torch import load_file, save_file
 
-from tiny_audio.debug import nan_command
 from tiny_audio.errors import UserError
 from tiny_audio.lact.config import LaCTConfig
 from tiny_audio.lact.model import LaCTForCTC
 from tiny_audio.lact.tokenizer import CharTokenizer
+from tiny_audio.ops.debug import nan_command
 from tiny_audio.train import run_folder
 from tiny_audio.train.components import augmenters
 from tiny_audio.train.lact import CTCCollator, DataArgs, SpeechDataset, ctc_loss, train

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tiny_audio import dev
 from tiny_audio.cli import cli
 from tiny_audio.data.corpora import RECIPES
 from tiny_audio.data.sources import load_source
 from tiny_audio.errors import UserError
 from tiny_audio.evaluate.runner import SUMMARIES_FOLDER, write_summary
+from tiny_audio.ops import dev
 from tiny_audio.train.main import EXPERIMENTS_DIR
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tiny_audio import remote
 from tiny_audio.cli import cli
-from tiny_audio.remote import Host
+from tiny_audio.ops import remote
+from tiny_audio.ops.remote import Host
 
 ADDRESS, PORT = "203.0.113.7", 22022
 

@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 
 from tiny_audio.errors import UserError
-from tiny_audio.remote import env_option, parse_env, require_local
+from tiny_audio.ops.remote import env_option, parse_env, require_local
 from tiny_audio.zoo.cache import cache_home
 
 SCRIPT_NAME = "train.sbatch"  # in OUTPUT_DIR/slurm/, beside the jobs' logs (JOBID.out)

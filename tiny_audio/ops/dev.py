@@ -36,7 +36,7 @@ console = Console(highlight=False)
 
 
 def source_root() -> Path:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # tiny_audio/ops/dev.py -> the checkout
     if not (root / "pyproject.toml").is_file():
         raise UserError(
             "`ta dev` needs a source checkout (git clone, then pip install -e '.[dev]')"
