@@ -1,14 +1,19 @@
-"""Helpers several test files share: tiny models and configs, audio files, a small disk."""
+"""Helpers several test files share: tiny models and configs, audio files, a small disk, a fresh
+offline process, a wait for something to happen."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import subprocess
+import sys
+import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -22,6 +27,7 @@ from tiny_audio.lact.config import LaCTConfig
 from tiny_audio.zoo.wheels import Wheel
 
 PAGE = 4096  # tmpfs gives each file whole pages
+T = TypeVar("T")
 
 
 def tiny_config(**overrides: object) -> LaCTConfig:
@@ -129,3 +135,41 @@ def goforward_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
         folder = tmp_path_factory.mktemp("real")
         build_real(folder, ["goforward"])
     return Path(read_manifest(folder / "goforward.jsonl")[0].audio)
+
+
+def run_offline(script: str, *arguments: object, cwd: Path, **environment: str) -> Any:
+    """Run `script` in a fresh Python process as a user without network would (the Hub and
+    transformers offline; `environment` adds variables) and return the JSON its last line of
+    output prints; the process's stderr is the failure when it exits with an error."""
+    result = subprocess.run(
+        [sys.executable, "-c", script, *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **environment},
+        cwd=cwd,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def wait_until(
+    condition: Callable[[], T],
+    timeout_s: float,
+    explain: Callable[[], str],
+    process: subprocess.Popen[Any] | None = None,
+    interval_s: float = 0.1,
+) -> T:
+    """Call `condition` every `interval_s` until it returns something true, and return that. The
+    test fails with `explain()` (a log, the state last seen) when `timeout_s` passes first, or
+    when `process`, the server or job being waited on, exits before."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"exited with {process.returncode}:\n{explain()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"nothing after {timeout_s} s:\n{explain()}")
+        time.sleep(interval_s)
