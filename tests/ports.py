@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 from pathlib import Path
+
+from helpers import wait_until
 
 
 def free_port() -> int:
@@ -19,11 +20,9 @@ def wait_until_listening(
     port: int, server: subprocess.Popen[bytes], log: Path, timeout_s: float
 ) -> None:
     """Return once the server accepts connections; fail with its log if it exits or is late."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        assert server.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, f"nothing listened on port {port}:\n{log.read_text()}"
+
+    def listening() -> bool:
         with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until(listening, timeout_s, lambda: f"port {port}:\n{log.read_text()}", server)

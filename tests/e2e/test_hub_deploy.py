@@ -5,7 +5,6 @@ started locally, serving a transcription over HTTP to gradio_client, and the Spa
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import soundfile as sf
 import torch
 import yaml
 from click.testing import CliRunner
-from helpers import goforward_clip
+from helpers import goforward_clip, run_offline
 from packaging.requirements import Requirement
 from ports import free_port, wait_until_listening
 
@@ -201,17 +200,8 @@ def test_space_of_the_default_builds_and_transcribes_with_its_requirements(
     for requirement in requirements:  # what the Space installs is what this test runs on
         assert requirement.specifier.contains(importlib.metadata.version(requirement.name))
 
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    result = subprocess.run(
-        [sys.executable, "-c", APP_SCRIPT, str(goforward_clip(tmp_path_factory))],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=space,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    text, timing = json.loads(result.stdout.strip().splitlines()[-1])
+    clip = goforward_clip(tmp_path_factory)
+    text, timing = run_offline(APP_SCRIPT, clip, cwd=space, GRADIO_ANALYTICS_ENABLED="False")
     assert "forward" in text.lower()
     assert timing.startswith("2.8 s of audio in ")
 

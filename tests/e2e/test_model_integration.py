@@ -4,12 +4,10 @@ loaded through transformers' own pipeline in a fresh offline process."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_offline
 
 from tiny_audio.data.sources import load_source
 
@@ -56,13 +54,7 @@ def test_saved_model_is_small_and_self_describing(saved_model: Path) -> None:
 
 def test_transformers_pipeline_in_a_fresh_offline_process(saved_model: Path) -> None:
     clip = next(iter(load_source("real:goforward"))).audio
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    run = subprocess.run(
-        [sys.executable, "-c", PIPELINE_SCRIPT, str(saved_model), str(clip)],
-        capture_output=True, text=True, env=env, timeout=900, cwd=saved_model.parent,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
-    results = json.loads(run.stdout.strip().splitlines()[-1])
+    results = run_offline(PIPELINE_SCRIPT, saved_model, clip, cwd=saved_model.parent)
     for name in ("greedy", "beams", "sampled", "chunked", "at_pauses"):
         assert isinstance(results[name]["text"], str)
     chunks = results["chunked"]["chunks"]

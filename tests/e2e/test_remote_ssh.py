@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import json
 import os
 import pty
 import secrets
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from helpers import run_offline
 from ports import free_port, wait_until_listening
 
 from tiny_audio.cli import cli
@@ -282,23 +282,13 @@ def test_latest_checkpoint_is_pulled_then_pushed_and_loads_in_a_pipeline(
     assert not (folder / "training_state.pt").exists()
 
     clip = next(iter(load_source("real:goforward"))).audio
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
     script = (
         "import json, sys\n"
         "from transformers import pipeline\n"
         "asr = pipeline('automatic-speech-recognition', model=sys.argv[1], trust_remote_code=True)\n"
         "print(json.dumps(asr(sys.argv[2], max_new_tokens=12)))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(folder), str(clip)],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=tmp_path,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    output = json.loads(result.stdout.strip().splitlines()[-1])
+    output = run_offline(script, folder, clip, cwd=tmp_path)
     assert set(output) == {"text"} and isinstance(output["text"], str)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from helpers import wait_until
 from ports import free_port
 
 from tiny_audio.cli import cli
@@ -55,16 +56,17 @@ class Cluster:
         return result.stdout.strip()
 
     def wait_for(self, job_id: str, pattern: re.Pattern[str], timeout_s: float) -> str:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            status = self.ta("status", job_id).stdout.strip()
-            if pattern.search(status):
-                return status
-            time.sleep(1)
-        raise AssertionError(
-            f"job {job_id}: no {pattern.pattern} in {timeout_s} s ({status}):\n"
-            + self.ta("logs", job_id, "-n", "60").output
-        )
+        seen = [""]
+
+        def status() -> str | None:
+            seen[0] = self.ta("status", job_id).stdout.strip()
+            return seen[0] if pattern.search(seen[0]) else None
+
+        def explain() -> str:
+            logs = self.ta("logs", job_id, "-n", "60").output
+            return f"job {job_id}: no {pattern.pattern} ({seen[0]}):\n{logs}"
+
+        return wait_until(status, timeout_s, explain, interval_s=1)
 
     def logs(self) -> str:
         return "\n".join(
@@ -108,17 +110,15 @@ def start(root: Path, name: str, *args: str) -> subprocess.Popen[bytes]:
 
 
 def wait_until_idle(daemons: dict[str, subprocess.Popen[bytes]], cluster: Cluster) -> None:
-    deadline = time.monotonic() + 60
-    while True:
+    def idle() -> bool:
         for name, daemon in daemons.items():
             assert daemon.poll() is None, f"{name} exited:\n{cluster.logs()}"
-        assert time.monotonic() < deadline, f"the node never became idle:\n{cluster.logs()}"
         sinfo = subprocess.run(
             ["sinfo", "--noheader", "--format=%T"], capture_output=True, text=True
         )
-        if sinfo.stdout.strip() == "idle":
-            return
-        time.sleep(0.5)
+        return sinfo.stdout.strip() == "idle"
+
+    wait_until(idle, 60, lambda: f"the node never became idle:\n{cluster.logs()}", interval_s=0.5)
 
 
 def stop_cluster(daemons: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -172,11 +172,8 @@ def cluster() -> Iterator[Cluster]:
                     f"--pid-file={root / 'munged.pid'}", f"--seed-file={root / 'munge' / 'seed'}",
                     f"--log-file={root / 'munged.log'}",
                 )  # fmt: skip
-                deadline = time.monotonic() + 20
-                while not socket.exists():  # Slurm's daemons authenticate through it from the start
-                    assert daemons["munged"].poll() is None, found.logs()
-                    assert time.monotonic() < deadline, f"munged made no socket:\n{found.logs()}"
-                    time.sleep(0.1)
+                # Slurm's daemons authenticate through munged's socket from the start.
+                wait_until(socket.exists, 20, found.logs, daemons["munged"])
                 daemons["slurmctld"] = start(root, "slurmctld", "-D", "-f", str(conf))
                 daemons["slurmd"] = start(root, "slurmd", "-D", "-f", str(conf), "-N", "localhost")
                 wait_until_idle(daemons, found)
@@ -243,10 +240,12 @@ def test_cancelled_then_requeued_job_resumes_from_its_checkpoint(
         "training.save_steps=1",
         "data.dev.max_samples=0",  # no dev set: nothing to evaluate, faster steps
     )
-    deadline = time.monotonic() + 600
-    while not run_folder.checkpoints(output):
-        assert time.monotonic() < deadline, cluster.ta("logs", job_id).output
-        time.sleep(0.2)
+    wait_until(
+        lambda: run_folder.checkpoints(output),
+        600,
+        lambda: cluster.ta("logs", job_id).output,
+        interval_s=0.2,
+    )
     running = cluster.ta("status", job_id).stdout
     assert re.fullmatch(rf"job {job_id}: RUNNING, elapsed [\d:]+, on localhost\n", running)
     cancelled = cluster.ta("cancel", job_id)

@@ -72,23 +72,22 @@ def run_debug(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def run_report(tmp_path: Path, *args: str) -> tuple[str, dict[str, Any]]:
+    """A debug command that succeeds, its output and the report it writes with --json."""
+    report = tmp_path / "report.json"
+    code, output = run_debug(*args, "--json", str(report))
+    assert code == 0, output
+    return output, json.loads(report.read_text())
+
+
 @pytest.mark.parametrize("kind", ["mosa", "moe"])
 def test_check_routing_reports_every_expert(
     kind: str, mosa_model: Path, moe_lora_model: Path, manifest: Path, tmp_path: Path
 ) -> None:
     model = mosa_model if kind == "mosa" else moe_lora_model
-    code, output = run_debug(
-        f"check-{kind}",
-        str(model),
-        "-d",
-        str(manifest),
-        "-n",
-        "5",
-        "--json",
-        str(tmp_path / "r.json"),
+    output, report = run_report(
+        tmp_path, f"check-{kind}", str(model), "-d", str(manifest), "-n", "5"
     )
-    assert code == 0, output
-    report = json.loads((tmp_path / "r.json").read_text())
     assert report["clips"] == 5 and report["frames"] > 0
     assert len(report["expert_share"]) == report["num_experts"] == 4
     assert sum(report["expert_share"]) == pytest.approx(1.0, abs=1e-4)
@@ -98,11 +97,24 @@ def test_check_routing_reports_every_expert(
     assert all(f"warning: {w}" in output for w in report["warnings"])
 
 
-def test_check_routing_refuses_another_projector(moe_lora_model: Path, manifest: Path) -> None:
-    code, output = run_debug("check-mosa", str(moe_lora_model), "-d", str(manifest))
-    assert (
-        code == 1 and output.strip() == f"error: {moe_lora_model} has a 'moe' projector, not 'mosa'"
-    )
+@pytest.mark.parametrize(
+    ("command", "model", "error"),
+    [
+        ("check-mosa", "moe_lora_model", "{model} has a 'moe' projector, not 'mosa'"),
+        ("analyze-lora", "mosa_model", "{model} has no LoRA adapters"),
+        ("check-model", "tmp_path", "{model}: not a saved tiny-audio model"),
+    ],
+    ids=["another projector", "no LoRA", "not a model"],
+)
+def test_a_model_the_command_cannot_inspect_is_one_error_line(
+    command: str, model: str, error: str, manifest: Path, request: pytest.FixtureRequest
+) -> None:
+    folder = request.getfixturevalue(model)
+    data = [] if command == "analyze-lora" else ["-d", str(manifest)]  # it reads no clips
+    code, output = run_debug(command, str(folder), *data)
+    last_line = output.strip().splitlines()[-1]  # after any weight-loading bars
+    assert code == 1 and last_line.startswith("error: " + error.format(model=folder))
+    assert "Traceback" not in output
 
 
 def test_routing_report_flags_collapse_and_dead_experts() -> None:
@@ -126,33 +138,18 @@ def test_effective_rank() -> None:
     assert effective_rank(torch.eye(4)) == pytest.approx(4.0)
 
 
-def test_analyze_lora(moe_lora_model: Path, mosa_model: Path, tmp_path: Path) -> None:
-    code, output = run_debug(
-        "analyze-lora", str(moe_lora_model), "--json", str(tmp_path / "lora.json")
-    )
-    assert code == 0, output
-    report = json.loads((tmp_path / "lora.json").read_text())
+def test_analyze_lora(moe_lora_model: Path, tmp_path: Path) -> None:
+    _, report = run_report(tmp_path, "analyze-lora", str(moe_lora_model))
     # the tiny llama has two layers with q_proj and v_proj adapted
     assert len(report["modules"]) == 4
     assert all(m["module"].endswith(("q_proj", "v_proj")) for m in report["modules"])
     assert all(m["norm"] > 0 and 0 < m["effective_rank"] <= 4 + 1e-6 for m in report["modules"])
-    code, output = run_debug("analyze-lora", str(mosa_model))
-    assert code == 1 and "no LoRA adapters" in output
 
 
 def test_gradient_flow(moe_lora_model: Path, manifest: Path, tmp_path: Path) -> None:
-    code, output = run_debug(
-        "gradient-flow",
-        str(moe_lora_model),
-        "-d",
-        str(manifest),
-        "-n",
-        "3",
-        "--json",
-        str(tmp_path / "g.json"),
+    _, report = run_report(
+        tmp_path, "gradient-flow", str(moe_lora_model), "-d", str(manifest), "-n", "3"
     )
-    assert code == 0, output
-    report = json.loads((tmp_path / "g.json").read_text())
     modules = report["modules"]
     assert any(name.startswith("projector.experts") for name in modules)
     assert any("lora_B" in name for name in modules)
@@ -161,18 +158,7 @@ def test_gradient_flow(moe_lora_model: Path, manifest: Path, tmp_path: Path) -> 
 
 
 def test_check_model_compares_scales(mosa_model: Path, manifest: Path, tmp_path: Path) -> None:
-    code, output = run_debug(
-        "check-model",
-        str(mosa_model),
-        "-d",
-        str(manifest),
-        "-n",
-        "2",
-        "--json",
-        str(tmp_path / "s.json"),
-    )
-    assert code == 0, output
-    report = json.loads((tmp_path / "s.json").read_text())
+    _, report = run_report(tmp_path, "check-model", str(mosa_model), "-d", str(manifest), "-n", "2")
     weights = json.loads((mosa_model / "config.json").read_text())
     assert report["projector"] == "mosa"
     assert report["ratio"] == pytest.approx(
@@ -181,11 +167,6 @@ def test_check_model_compares_scales(mosa_model: Path, manifest: Path, tmp_path:
     # the output norm starts at the LLM's embedding scale and four steps barely move it
     assert report["ratio"] == pytest.approx(1.0, abs=0.2)
     assert weights["embedding_scale"] == pytest.approx(report["text_embedding_rms"], rel=0.2)
-
-
-def test_not_a_model_is_one_line_error(tmp_path: Path, manifest: Path) -> None:
-    code, output = run_debug("check-model", str(tmp_path), "-d", str(manifest))
-    assert code == 1 and output.startswith("error: ") and "not a saved tiny-audio model" in output
 
 
 def test_analyze_lora_shows_whole_names_quietly(moe_lora_model: Path) -> None:

@@ -8,13 +8,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from helpers import save_tiny_model, small_disk, tone_file
+from helpers import save_tiny_model, small_disk, tone_file, wait_until
 from ports import free_port
 
 from tiny_audio.cli import cli
@@ -245,10 +244,13 @@ def test_ctrl_c_keeps_the_predictions_and_the_same_command_continues(
         # A test run started in the background inherits an ignored SIGINT: restore Ctrl-C.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    deadline = time.monotonic() + 600
-    while not list(out.rglob(PREDICTIONS_FILE)) or len(_predictions(_run_folder(out))) < 3:
-        assert run.poll() is None and time.monotonic() < deadline, run.communicate()
-        time.sleep(0.05)
+    wait_until(
+        lambda: list(out.rglob(PREDICTIONS_FILE)) and len(_predictions(_run_folder(out))) >= 3,
+        600,
+        lambda: "fewer than 3 predictions written",
+        run,
+        interval_s=0.05,
+    )
     run.send_signal(signal.SIGINT)
     _, stderr = run.communicate(timeout=120)
     assert run.returncode == 130, stderr

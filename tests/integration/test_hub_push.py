@@ -16,7 +16,7 @@ import soundfile as sf
 import torch
 import yaml
 from click.testing import CliRunner
-from helpers import goforward_clip, tiny_config
+from helpers import goforward_clip, run_offline, tiny_config
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
@@ -323,17 +323,7 @@ def test_pushed_folder_transcribes_in_a_fresh_offline_process(
     assert push("-m", source[model], "--repo-id", "someone/asr", "--dry-run", str(folder))[0] == 0
     clip = goforward_clip(tmp_path_factory) if model == "default" else noise
 
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-c", LOAD_SCRIPT, str(folder), str(clip), mode],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=tmp_path,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    text = json.loads(result.stdout.strip().splitlines()[-1])
+    text = run_offline(LOAD_SCRIPT, folder, clip, mode, cwd=tmp_path)
     options = {} if model == "lact" else {"max_new_tokens": 16, "vad": False}
     waveform, _ = sf.read(clip, dtype="float32")
     assert text == load_recognizer(source[model]).transcribe([waveform], **options)[0]

@@ -7,11 +7,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import wait_until
 
 from tiny_audio.zoo import registry
 from tiny_audio.zoo.cache import PARTIAL_MARK, build_atomically
@@ -70,14 +70,12 @@ def test_killed_pull_leaves_no_model_and_is_swept(
     env = {**os.environ, "TINY_AUDIO_HOME": str(fresh_home)}
     child = subprocess.Popen([sys.executable, "-c", SLOW_PULL], env=env)
     try:
-        deadline = time.monotonic() + 120
-        while not any(
-            partial.joinpath("half-written").exists() for partial in partials("slow-model")
-        ):
-            assert child.poll() is None and time.monotonic() < deadline, (
-                "the child never started converting"
-            )
-            time.sleep(0.1)
+        wait_until(
+            lambda: any(p.joinpath("half-written").exists() for p in partials("slow-model")),
+            120,
+            lambda: "the child never started converting",
+            child,
+        )
         child.send_signal(signal.SIGKILL)
         child.wait()
     finally:
