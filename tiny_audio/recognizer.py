@@ -45,7 +45,7 @@ class Recognizer(Protocol):
 
 # config.json "model_type" -> "module:callable" taking the resolved directory.
 FAMILIES: dict[str, str] = {
-    "tiny_audio": "tiny_audio.model.modeling:ASRModel.from_pretrained",
+    "tiny_audio": "tiny_audio.model.lean:from_pretrained",  # the lean runtime, or ASRModel
     "lact_asr": "tiny_audio.lact.model:LaCTForCTC.from_pretrained",
 }
 # peer name (the part before ":") -> "module:callable" taking the part after ":" (or "").

@@ -15,7 +15,7 @@ import numpy as np
 
 from tiny_audio.audio import duration_seconds
 from tiny_audio.model.alignment import Word, load_aligner
-from tiny_audio.model.modeling import Segment
+from tiny_audio.model.windows import Segment
 
 
 @dataclass

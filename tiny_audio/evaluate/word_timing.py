@@ -48,8 +48,7 @@ def boundary_errors(words: list[Word], spans: list[Span]) -> dict[str, Any]:
 def reference_words(waveform: np.ndarray, spans: list[Span]) -> list[Word]:
     """The aligner on the clips' own texts, in the windows a tiny-audio model hears."""
     from tiny_audio.model.alignment import load_aligner
-    from tiny_audio.model.modeling import VAD_WINDOW_S, Segment
-    from tiny_audio.model.windows import speech_windows
+    from tiny_audio.model.windows import VAD_WINDOW_S, Segment, speech_windows
 
     segments = []
     for begin, end, _ in speech_windows(waveform, VAD_WINDOW_S) or []:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .processing import SAMPLE_RATE
+from .features import SAMPLE_RATE
 
 try:  # Inside tiny-audio: the zoo's CTranslate2 files, and one-line errors.
     from tiny_audio.errors import UserError

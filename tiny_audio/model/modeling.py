@@ -13,7 +13,6 @@ import math
 import os
 import shutil
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +32,10 @@ from transformers.utils import CONFIG_NAME
 from .configuration import ASRConfig
 from .encoders import load_encoder, load_feature_extractor
 from .fast import PrefixCache
+from .lean import LoopGuard, stop_tokens
 from .processing import SAMPLE_RATE, ASRProcessor
 from .projectors import build_projector
-from .windows import Window, merge_overlap, speech_windows, split_windows
+from .windows import Segment, transcribe_windows
 
 try:  # Inside tiny-audio: parts resolve through its offline zoo; a damaged checkpoint is one line.
     from tiny_audio.errors import UserError
@@ -51,8 +51,6 @@ logger = logging.getLogger("tiny_audio")
 
 WEIGHTS_NAME = "model.safetensors"
 IGNORE_INDEX = -100
-# Longest window cut at pauses: about the longest clips the default model trains on.
-VAD_WINDOW_S = 20.0
 # Without tiny-audio's zoo, its names fall back to the original checkpoints on the Hub.
 ZOO_HUB_IDS = {
     "whisper-tiny.en": "openai/whisper-tiny.en",
@@ -64,6 +62,8 @@ REMOTE_CODE_FILES = [
     "configuration.py",
     "encoders.py",
     "fast.py",
+    "features.py",
+    "lean.py",
     "projectors.py",
     "processing.py",
     "modeling.py",
@@ -79,36 +79,8 @@ def resolve_part(name: str) -> str:
     return ZOO_HUB_IDS.get(name, name)
 
 
-@dataclass
-class Segment:
-    start: float
-    end: float
-    text: str
-
-
-class RepetitionGuard(StoppingCriteria):
+class RepetitionGuard(LoopGuard, StoppingCriteria):
     """Stop a sequence whose tail is one short pattern repeated over and over (a decoding loop)."""
-
-    def __init__(self, max_period: int = 8, min_span: int = 16) -> None:
-        self.max_period = max_period
-        self.min_span = min_span
-
-    @staticmethod
-    def repeats(tokens: list[int], period: int) -> int:
-        unit, count = tokens[-period:], 1
-        while (
-            len(tokens) >= (count + 1) * period
-            and tokens[-(count + 1) * period : -count * period] == unit
-        ):
-            count += 1
-        return count
-
-    def looping_period(self, tokens: list[int]) -> int | None:
-        for period in range(1, self.max_period + 1):
-            needed = max(4, math.ceil(self.min_span / period))
-            if len(tokens) >= needed * period and self.repeats(tokens, period) >= needed:
-                return period
-        return None
 
     def __call__(
         self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any
@@ -117,13 +89,6 @@ class RepetitionGuard(StoppingCriteria):
             [self.looping_period(row.tolist()) is not None for row in input_ids],
             device=input_ids.device,
         )
-
-    def trim(self, tokens: list[int]) -> list[int]:
-        """Keep one copy of a looping tail."""
-        period = self.looping_period(tokens)
-        if period is None:
-            return tokens
-        return tokens[: len(tokens) - (self.repeats(tokens, period) - 1) * period]
 
 
 class CTCHead(nn.Module):
@@ -454,12 +419,7 @@ class ASRModel(PreTrainedModel):
         ids = self.decoder.generation_config.eos_token_id
         ids = ids if isinstance(ids, list) else [ids]
         vocabulary = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
-        line_breaks = {i for i, text in enumerate(vocabulary) if "\n" in text or "\r" in text}
-        return sorted(
-            {int(i) for i in ids if i is not None}
-            | {int(self.tokenizer.eos_token_id)}
-            | line_breaks
-        )
+        return stop_tokens([*ids, self.tokenizer.eos_token_id], vocabulary)
 
     @property
     def feature_rate(self) -> float:
@@ -488,46 +448,25 @@ class ASRModel(PreTrainedModel):
         go to `generate`. With `vad`, windows of up to `chunk_length_s` (default VAD_WINDOW_S)
         are cut at pauses and a clip without speech gets no segment; otherwise fixed windows
         (default: the encoder's 30 s) overlap by `stride_length_s`, removed again when joined."""
-        windows = [self._windows(wave, chunk_length_s, stride_length_s, vad) for wave in waveforms]
-        jobs = [(c, w) for c, clip_windows in enumerate(windows) for w in range(len(clip_windows))]
-        jobs.sort(key=lambda job: windows[job[0]][job[1]][1] - windows[job[0]][job[1]][0])
-        texts: dict[tuple[int, int], str] = {}
-        for start in range(0, len(jobs), batch_size):
-            batch = jobs[start : start + batch_size]
-            clips = [waveforms[c][slice(*windows[c][w][:2])] for c, w in batch]
+
+        def transcribe_clips(clips: list[np.ndarray]) -> list[str]:
             features, lengths = self.processor.features(clips)
             token_rows = self.generate(
                 features, lengths, prompts=[prompt] * len(clips), **generate_options
             )
-            for job, tokens in zip(batch, token_rows):
-                texts[job] = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
-        results = []
-        for c, clip_windows in enumerate(windows):
-            segments: list[Segment] = []
-            for w, (begin, end, keep_from) in enumerate(clip_windows):
-                text = texts[(c, w)]
-                new_text = merge_overlap(segments[-1].text, text) if keep_from else text
-                segments.append(Segment(begin / SAMPLE_RATE, end / SAMPLE_RATE, new_text))
-            results.append(segments)
-        return results
+            return [
+                self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+                for tokens in token_rows
+            ]
 
-    def _windows(
-        self,
-        waveform: np.ndarray,
-        chunk_length_s: float | None,
-        stride_length_s: float | tuple[float, float] | None,
-        vad: bool,
-    ) -> list[Window]:
-        longest = self.config.max_audio_seconds
-        if vad:
-            chunk = min(chunk_length_s or VAD_WINDOW_S, longest)
-            found = speech_windows(waveform, chunk)
-            if found is not None:
-                # A clip that fits whole is heard whole, as in training; the detector only gates it.
-                fits = len(waveform) <= chunk * SAMPLE_RATE
-                return [(0, len(waveform), False)] if found and fits else found
-        return split_windows(
-            len(waveform), min(chunk_length_s or longest, longest), stride_length_s
+        return transcribe_windows(
+            waveforms,
+            transcribe_clips,
+            self.config.max_audio_seconds,
+            batch_size,
+            chunk_length_s,
+            stride_length_s,
+            vad,
         )
 
     # ---- fast inference ---------------------------------------------------------------------

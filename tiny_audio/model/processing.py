@@ -8,9 +8,7 @@ import numpy as np
 import torch
 from transformers import ProcessorMixin
 
-SAMPLE_RATE = 16_000
-# The shortest clip the feature extractors accept (an STFT window); shorter clips are zero-padded.
-MIN_SAMPLES = 1_600
+from .features import MIN_SAMPLES, SAMPLE_RATE
 
 
 class ASRProcessor(ProcessorMixin):

@@ -16,11 +16,13 @@ windows of frames and emits a fixed number of query tokens per window.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from .configuration import ASRConfig
+if TYPE_CHECKING:  # only named: the lean runtime builds projectors without transformers
+    from .configuration import ASRConfig
 
 
 def stacked_lengths(lengths: torch.Tensor, k: int) -> torch.Tensor:

@@ -10,17 +10,28 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-from .processing import SAMPLE_RATE
+from .features import SAMPLE_RATE
 
 # A window: (start sample, end sample, overlaps the previous window).
 Window = tuple[int, int, bool]
+# Longest window cut at pauses: about the longest clips the default model trains on.
+VAD_WINDOW_S = 20.0
 # Speech within this of a window's edge is kept in it: the detector's edges are tight.
 SPEECH_PAD_S = 0.2
 
 logger = logging.getLogger("tiny_audio")
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    text: str
 
 
 @functools.cache
@@ -109,3 +120,58 @@ def merge_overlap(previous: str, current: str, max_words: int = 30) -> str:
                 cut = offset + size
                 break
     return " ".join(after[cut:])
+
+
+def clip_windows(
+    waveform: np.ndarray,
+    longest_s: float,
+    chunk_length_s: float | None,
+    stride_length_s: float | tuple[float, float] | None,
+    vad: bool,
+) -> list[Window]:
+    """The windows a model of at most `longest_s` seconds hears `waveform` in: with `vad`, cut
+    at pauses (at most `chunk_length_s`, default VAD_WINDOW_S); else, or without a detector,
+    fixed windows (default `longest_s`) overlapping by `stride_length_s`."""
+    if vad:
+        chunk = min(chunk_length_s or VAD_WINDOW_S, longest_s)
+        found = speech_windows(waveform, chunk)
+        if found is not None:
+            # A clip that fits whole is heard whole, as in training; the detector only gates it.
+            fits = len(waveform) <= chunk * SAMPLE_RATE
+            return [(0, len(waveform), False)] if found and fits else found
+    return split_windows(
+        len(waveform), min(chunk_length_s or longest_s, longest_s), stride_length_s
+    )
+
+
+def transcribe_windows(
+    waveforms: list[np.ndarray],
+    transcribe_clips: Callable[[list[np.ndarray]], list[str]],
+    longest_s: float,
+    batch_size: int = 8,
+    chunk_length_s: float | None = None,
+    stride_length_s: float | tuple[float, float] | None = None,
+    vad: bool = True,
+) -> list[list[Segment]]:
+    """Timed text segments for each waveform, one per window (`clip_windows`): windows of
+    similar length are transcribed together, `batch_size` at a time, by `transcribe_clips`, and
+    the words repeated where fixed windows overlap are dropped."""
+    windows = [
+        clip_windows(wave, longest_s, chunk_length_s, stride_length_s, vad) for wave in waveforms
+    ]
+    jobs = [(c, w) for c, spans in enumerate(windows) for w in range(len(spans))]
+    jobs.sort(key=lambda job: windows[job[0]][job[1]][1] - windows[job[0]][job[1]][0])
+    texts: dict[tuple[int, int], str] = {}
+    for start in range(0, len(jobs), batch_size):
+        batch = jobs[start : start + batch_size]
+        clips = [waveforms[c][slice(*windows[c][w][:2])] for c, w in batch]
+        texts.update(zip(batch, transcribe_clips(clips)))
+    results = []
+    for c, spans in enumerate(windows):
+        segments: list[Segment] = []
+        for w, (begin, end, keep_from) in enumerate(spans):
+            text = texts[(c, w)]
+            new_text = merge_overlap(segments[-1].text, text) if keep_from else text
+            segments.append(Segment(begin / SAMPLE_RATE, end / SAMPLE_RATE, new_text))
+        results.append(segments)
+    return results
