@@ -7,6 +7,7 @@ import time
 
 import click
 
+from tiny_audio.audio import SAMPLE_RATE
 from tiny_audio.recognizer import model_option
 
 SAMPLE_SLICES = ("real:librivox", "real:cards", "real:goforward")
@@ -45,7 +46,7 @@ def quickstart(model: str) -> None:
             f"{100 * word_errors(*pair).rate:.0f}%",
         )
     console.print(table)
-    audio_seconds = sum(len(wave) for _, wave in clips) / 16000
+    audio_seconds = sum(len(wave) for _, wave in clips) / SAMPLE_RATE
     console.print(
         f"{len(clips)} clips, {audio_seconds:.0f} s of audio in {elapsed:.1f} s "
         f"(RTFx {audio_seconds / elapsed:.1f}); corpus WER {100 * corpus_counts(pairs).rate:.1f}% with {model}"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import importlib
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 import numpy as np
@@ -16,7 +18,12 @@ from safetensors import SafetensorError
 
 from tiny_audio.errors import UserError
 
+if TYPE_CHECKING:  # at run time only where used: they import torch
+    from tiny_audio.model.alignment import Word
+    from tiny_audio.model.windows import Segment
+
 DEFAULT_MODEL = "default"
+CONFIG_FILE = "config.json"  # a saved model's settings; its model_type names the family
 # The -m/--model option of every command that loads one recognizer.
 model_option = click.option(
     "-m",
@@ -36,17 +43,84 @@ fp32_option = click.option(
 
 
 class Recognizer(Protocol):
+    """What every recognizer load_recognizer returns offers. Callers ask these members directly,
+    never whether a recognizer has one; RecognizerBase gives the default of each capability to
+    a recognizer that has only `transcribe` of its own."""
+
     name: str
+    # A first call pays one-off costs (kernels, caches) that a timed run must not count; False
+    # where a warm-up would be a paid request that measures nothing.
+    needs_warmup: bool
+    # The transcribe() options it acts on besides batch_size: the settings the demo shows, and
+    # "vad" where windows at pauses and fixed windows can be compared.
+    transcribe_options: tuple[str, ...]
 
     def transcribe(self, audio: list[np.ndarray], **options: Any) -> list[str]:
         """Texts for 16 kHz mono float32 waveforms, in order."""
         ...
 
+    def transcribe_segments(
+        self, audio: list[np.ndarray], batch_size: int = 8, **options: Any
+    ) -> list[list[Segment]]:
+        """Each waveform's timed texts: one per window of long audio, or one for the clip."""
+        ...
 
-# config.json "model_type" -> "module:callable" taking the resolved directory.
-FAMILIES: dict[str, str] = {
-    "tiny_audio": "tiny_audio.model.lean:from_pretrained",  # the lean runtime, or ASRModel
-    "lact_asr": "tiny_audio.lact.model:LaCTForCTC.from_pretrained",
+    def transcribe_words(
+        self, audio: list[np.ndarray], batch_size: int = 8, **options: Any
+    ) -> list[list[Word]] | None:
+        """Each clip's words timed by the recognizer itself; None where it cannot, and then
+        Whisper's cross-attention places its text in the audio (tiny_audio.timestamps)."""
+        ...
+
+    def describe(self) -> list[tuple[str, str]]:
+        """Its parts as (name, value) rows, for the demo's model table; [] to show its name only."""
+        ...
+
+
+class RecognizerBase(ABC):
+    """The defaults of Recognizer's capabilities: a warm-up before timing, beams as the one
+    option shown, one segment per clip, no word times of its own, no parts to describe."""
+
+    needs_warmup = True
+    transcribe_options: tuple[str, ...] = ("num_beams",)
+
+    @abstractmethod
+    def transcribe(self, audio: list[np.ndarray], **options: Any) -> list[str]:
+        """Texts for 16 kHz mono float32 waveforms, in order."""
+
+    def transcribe_segments(
+        self, audio: list[np.ndarray], batch_size: int = 8, **options: Any
+    ) -> list[list[Segment]]:
+        from tiny_audio.audio import duration_seconds
+        from tiny_audio.model.windows import Segment
+
+        texts = self.transcribe(audio, batch_size=batch_size, **options)
+        return [
+            [Segment(0.0, duration_seconds(wave), text)]
+            for wave, text in zip(audio, texts, strict=True)
+        ]
+
+    def transcribe_words(
+        self, audio: list[np.ndarray], batch_size: int = 8, **options: Any
+    ) -> list[list[Word]] | None:
+        return None
+
+    def describe(self) -> list[tuple[str, str]]:
+        return []
+
+
+@dataclass(frozen=True)
+class Family:
+    """How a model family's saved folders load as recognizers."""
+
+    load: str  # "module:callable" taking the model folder and keyword options
+    fast_form: bool = False  # it has a fast inference form beside the exact one: load takes fast=
+
+
+# config.json "model_type" -> its family.
+FAMILIES: dict[str, Family] = {
+    "tiny_audio": Family("tiny_audio.model.lean:from_pretrained", fast_form=True),
+    "lact_asr": Family("tiny_audio.lact.model:LaCTForCTC.from_pretrained"),
 }
 # peer name (the part before ":") -> "module:callable" taking the part after ":" (or "").
 PEERS: dict[str, str] = {
@@ -84,25 +158,51 @@ def _import(target: str) -> Any:
     return obj
 
 
+@dataclass(frozen=True)
+class SavedModel:
+    """A trained model on disk: its folder and its config.json, whose model_type is its family."""
+
+    directory: Path
+    config: dict[str, Any]
+
+    @property
+    def model_type(self) -> str:
+        return str(self.config["model_type"])
+
+
+def find_model(name: str) -> SavedModel:
+    """The one way from a name (a folder, zoo name or Hub id) to a saved model and its family:
+    what cannot be one (no config.json, a damaged one, an unknown model_type) is one line."""
+    from tiny_audio.zoo import resolve
+
+    directory = Path(resolve(name))
+    config_file = directory / CONFIG_FILE
+    if not config_file.is_file():
+        raise UserError(
+            f"{name}: no config.json of a tiny-audio or LaCT model; save the model with "
+            "save_pretrained (checkpoints from `ta train` have it)"
+        )
+    with reading(config_file):
+        config = json.loads(config_file.read_bytes())
+    if not isinstance(config, dict):
+        raise UserError(f"{config_file}: damaged (not a JSON object)")
+    model_type = config.get("model_type")
+    if model_type not in FAMILIES:
+        known = ", ".join(sorted(FAMILIES))
+        raise UserError(
+            f"{name}: no config.json of a tiny-audio or LaCT model (model_type {model_type!r} "
+            f"is not one of {known})"
+        )
+    return SavedModel(directory, config)
+
+
 def load_recognizer(name: str, fast: bool = True, **kwargs: Any) -> Recognizer:
     """`fast=False` keeps a tiny-audio model in the exact fp32 form it trains in (slower)."""
     peer, _, variant = name.partition(":")
     if peer in PEERS:
         return _import(PEERS[peer])(variant, **kwargs)
-    from tiny_audio.zoo import resolve
-
-    directory = Path(resolve(name))
-    config_file = directory / "config.json"
-    if not config_file.is_file():
-        raise UserError(f"{name}: no config.json, not a tiny-audio or LaCT model")
-    with reading(config_file):
-        config = json.loads(config_file.read_bytes())
-    if not isinstance(config, dict):
-        raise UserError(f"{config_file}: damaged (not a JSON object)")
-    model_type = config.get("model_type", "")
-    if model_type not in FAMILIES:
-        known = ", ".join(sorted(FAMILIES))
-        raise UserError(f"{name}: model_type {model_type!r} is not one of {known}")
-    if model_type == "tiny_audio":
+    model = find_model(name)
+    family = FAMILIES[model.model_type]
+    if family.fast_form:
         kwargs["fast"] = fast
-    return _import(FAMILIES[model_type])(str(directory), **kwargs)
+    return _import(family.load)(str(model.directory), **kwargs)

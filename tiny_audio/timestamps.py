@@ -2,20 +2,24 @@
 clip) and, when asked, words.
 
 A recognizer that times its own words (`transcribe_words`: LaCT from its CTC frames,
-faster-whisper from its decoder) does so; every other one has its text aligned to the audio by
-Whisper's cross-attention (tiny_audio.model.alignment), window by window.
+faster-whisper from its decoder) does so; every other one (whose transcribe_words gives None)
+has its text aligned to the audio by Whisper's cross-attention (tiny_audio.model.alignment),
+window by window.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tiny_audio.audio import duration_seconds
 from tiny_audio.model.alignment import Word, load_aligner
 from tiny_audio.model.windows import Segment
+
+if TYPE_CHECKING:
+    from tiny_audio.recognizer import Recognizer
 
 
 @dataclass
@@ -29,7 +33,7 @@ class Timed:
 
 
 def transcribe_timed(
-    recognizer: Any,
+    recognizer: Recognizer,
     waveforms: list[np.ndarray],
     batch_size: int,
     word_timestamps: bool = False,
@@ -37,21 +41,17 @@ def transcribe_timed(
 ) -> list[Timed]:
     """Segments (and words, with `word_timestamps`) of each 16 kHz waveform; `options` go to
     the recognizer."""
-    own_words = getattr(recognizer, "transcribe_words", None)
-    if word_timestamps and own_words is not None:
-        per_clip: list[list[Word]] = own_words(waveforms, batch_size=batch_size, **options)
+    own_words = (
+        recognizer.transcribe_words(waveforms, batch_size=batch_size, **options)
+        if word_timestamps
+        else None
+    )
+    if own_words is not None:
         return [
             Timed([Segment(0.0, duration_seconds(wave), " ".join(w.word for w in words))], words)
-            for wave, words in zip(waveforms, per_clip, strict=True)
+            for wave, words in zip(waveforms, own_words, strict=True)
         ]
-    segmenter = getattr(recognizer, "transcribe_segments", None)
-    if segmenter is not None:
-        segments: list[list[Segment]] = segmenter(waveforms, batch_size=batch_size, **options)
-    else:
-        texts = recognizer.transcribe(waveforms, **options)
-        segments = [
-            [Segment(0.0, duration_seconds(wave), text)] for wave, text in zip(waveforms, texts)
-        ]
+    segments = recognizer.transcribe_segments(waveforms, batch_size=batch_size, **options)
     if not word_timestamps:
         return [Timed(clip, None) for clip in segments]
     aligner = load_aligner()

@@ -102,7 +102,7 @@ def test_check_routing_reports_every_expert(
     [
         ("check-mosa", "moe_lora_model", "{model} has a 'moe' projector, not 'mosa'"),
         ("analyze-lora", "mosa_model", "{model} has no LoRA adapters"),
-        ("check-model", "tmp_path", "{model}: not a saved tiny-audio model"),
+        ("check-model", "tmp_path", "{model}: no config.json of a tiny-audio or LaCT model"),
     ],
     ids=["another projector", "no LoRA", "not a model"],
 )

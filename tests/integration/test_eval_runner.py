@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 from helpers import save_tiny_model, small_disk, tone_file, wait_until
@@ -96,14 +97,33 @@ def test_eval_command_writes_predictions_metrics_and_table(
 
 
 @pytest.mark.slow
-def test_faster_whisper_batched_matches_batch_one(real_utterances: list[Utterance]) -> None:
+def test_whisper_peer_reads_as_faster_whisper_transcribe(real_utterances: list[Utterance]) -> None:
+    """whisper:tiny.en, batched or not, gives the text of faster-whisper's own
+    `WhisperModel.transcribe` (greedy, no timestamps, no temperature fallback) on real clips,
+    on them joined into 28 s and past the 30 s window."""
+    from tiny_audio.audio import SAMPLE_RATE, load_audio
     from tiny_audio.recognizer import load_recognizer
 
-    recognizer = load_recognizer("whisper:tiny.en")
-    one = evaluate(recognizer, real_utterances, batch_size=1)
-    batched = evaluate(recognizer, real_utterances, batch_size=4)
-    assert [p.hyp for p in one] == [p.hyp for p in batched]
-    summary = summarize(one)
+    clips = [load_audio(utterance.audio) for utterance in real_utterances]
+    gap = np.zeros(int(0.3 * SAMPLE_RATE), np.float32)
+
+    def joined(waveforms: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate([piece for wave in waveforms for piece in (wave, gap)][:-1])
+
+    long = joined(clips + clips)
+    longer = joined([long, *clips[:3]])
+    assert 20 < len(long) / SAMPLE_RATE <= 30 < len(longer) / SAMPLE_RATE
+    audio = [*clips, long, longer]
+    peer: Any = load_recognizer("whisper:tiny.en")
+    expected = []
+    for waveform in audio:
+        segments, _ = peer.model.transcribe(
+            waveform, language="en", beam_size=1, temperature=0.0, without_timestamps=True, condition_on_previous_text=False
+        )  # fmt: skip
+        expected.append(" ".join(segment.text.strip() for segment in segments))
+    assert peer.transcribe(audio, batch_size=1) == expected
+    assert peer.transcribe(audio, batch_size=4) == expected
+    summary = summarize(evaluate(peer, real_utterances, batch_size=4))
     assert summary["failed"] == 0
     assert summary["slices"]["goforward"]["wer"] == 0.0
     assert summary["wer"] < 0.35

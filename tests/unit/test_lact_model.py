@@ -222,7 +222,7 @@ def test_log_mel_matches_whisper_feature_extractor() -> None:
 
 
 def test_checkpoint_round_trip_through_the_recognizer_registry(tmp_path) -> None:
-    from tiny_audio.recognizer import FAMILIES, _import
+    from tiny_audio.recognizer import load_recognizer
 
     torch.manual_seed(0)
     model = LaCTForCTC(tiny_config())
@@ -232,7 +232,7 @@ def test_checkpoint_round_trip_through_the_recognizer_registry(tmp_path) -> None
         "model.safetensors",
         "vocab.json",
     }
-    loaded = _import(FAMILIES["lact_asr"])(str(tmp_path))
+    loaded = load_recognizer(str(tmp_path))
     waveforms = [np.random.default_rng(1).standard_normal(16_000).astype(np.float32) * 0.1]
     texts = loaded.transcribe(waveforms, num_beams=3)
     assert texts == model.eval().transcribe(waveforms, num_beams=3)

@@ -25,18 +25,7 @@ if TYPE_CHECKING:
     from tiny_audio.recognizer import Recognizer
 
 TITLE = "tiny-audio demo"
-# The decoding settings each model family acts on (config.json "model_type"); any other
-# recognizer (a peer such as whisper:tiny.en) takes the beams only. The page shows just these.
-SETTINGS: dict[str, tuple[str, ...]] = {
-    "tiny_audio": ("num_beams", "max_new_tokens", "chunk_length_s", "stride_length_s", "prompt"),
-    "lact_asr": ("num_beams", "chunk_length_s", "stride_length_s"),
-}
 DEFAULT_WINDOW_S = 30.0  # the chunk-length slider's start for a recognizer without a config
-
-
-def settings(recognizer: Recognizer) -> tuple[str, ...]:
-    config = getattr(recognizer, "config", None)
-    return SETTINGS.get(getattr(config, "model_type", ""), ("num_beams",))
 
 
 def example_clips() -> list[str]:
@@ -51,18 +40,10 @@ def example_clips() -> list[str]:
 
 
 def model_info(recognizer: Recognizer) -> str:
-    """Markdown: the parts of a tiny-audio model, or just the name of any other recognizer."""
-    config: Any = getattr(recognizer, "config", None)
-    if getattr(config, "model_type", None) != "tiny_audio":
+    """Markdown: the recognizer's parts (a tiny-audio model's), or just its name."""
+    rows = recognizer.describe()
+    if not rows:
         return f"**Model:** `{recognizer.name}`"
-    decoder = config.text_decoder + (f" + LoRA rank {config.lora_rank}" if config.lora_rank else "")
-    trainable = recognizer.num_trainable_parameters()  # type: ignore[attr-defined]
-    rows = [
-        ("Encoder", config.audio_encoder),
-        ("Projector", config.projector_type),
-        ("Decoder", decoder),
-        ("Trainable parameters", f"{trainable:,}"),
-    ]
     header = [f"| Model | `{recognizer.name}` |", "|---|---|"]
     return "\n".join([*header, *(f"| {key} | `{value}` |" for key, value in rows)])
 
@@ -83,8 +64,7 @@ def decoding_options(
         "stride_length_s": float(stride_length_s),
         "prompt": (prompt or "").strip() or None,  # a hidden textbox sends None
     }
-    accepted = settings(recognizer)
-    return {name: value for name, value in options.items() if name in accepted}
+    return {name: value for name, value in options.items() if name in recognizer.transcribe_options}
 
 
 def page_message(error: UserError, path: str) -> str:
@@ -185,7 +165,7 @@ def finish_live(live: LiveTranscript | None) -> str:
 def build_app(recognizer: Recognizer) -> gr.Blocks:
     import gradio as gr
 
-    shown = settings(recognizer)
+    shown = recognizer.transcribe_options  # the page shows only the settings it acts on
     config = getattr(recognizer, "config", None)
     # The model's own window, overlapping by a sixth as split_windows does by default.
     window = float(getattr(config, "max_audio_seconds", DEFAULT_WINDOW_S))

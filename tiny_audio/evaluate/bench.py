@@ -17,7 +17,6 @@ returning a dict of figures, run in a fresh process of its own.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import resource
 import statistics
@@ -68,11 +67,9 @@ class BenchSettings:
 
 def peer_for(model: str) -> str:
     """The faster-whisper peer with the same encoder as tiny-audio model `model`."""
-    from tiny_audio.zoo import resolve
+    from tiny_audio.recognizer import find_model
 
-    config_file = Path(resolve(model)) / "config.json"
-    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
-    encoder = config.get("audio_encoder", "")
+    encoder = find_model(model).config.get("audio_encoder", "")
     if encoder not in PEER_FOR_ENCODER:
         known = ", ".join(PEER_FOR_ENCODER)
         raise UserError(
@@ -204,14 +201,11 @@ def run_bench(
 
 
 def is_tiny_audio_model(name: str) -> bool:
-    """Model figures (training throughput) apply to tiny-audio models, not to peers."""
-    from tiny_audio.recognizer import PEERS
-    from tiny_audio.zoo import resolve
+    """Model figures (the training throughput of its recipe) apply to tiny-audio models, not to
+    LaCT models or peers."""
+    from tiny_audio.recognizer import PEERS, find_model
 
-    if name.partition(":")[0] in PEERS:
-        return False
-    config = resolve(name) / "config.json"
-    return config.is_file() and json.loads(config.read_text()).get("model_type") == "tiny_audio"
+    return name.partition(":")[0] not in PEERS and find_model(name).model_type == "tiny_audio"
 
 
 def markdown_block(result: dict[str, Any], command: str, machine: str, note: str = "") -> str:

@@ -18,13 +18,12 @@ import numpy as np
 from tiny_audio.audio import SAMPLE_RATE
 from tiny_audio.evaluate.joined import Recording, joined_recording_command, record, report
 
-# Window choice -> the options that make it; a system other than a tiny-audio model runs as is.
+# Window choice -> the options that make it; a system that takes no "vad" runs as is.
 WINDOWING: dict[str, dict[str, Any]] = {"pauses (VAD)": {"vad": True}, "fixed": {"vad": False}}
 OWN_WAY = "its own"
 
 
 def measure(system: str, waveform: np.ndarray, reference: str) -> list[dict[str, Any]]:
-    from tiny_audio.evaluate.bench import is_tiny_audio_model
     from tiny_audio.evaluate.metrics import corpus_counts
     from tiny_audio.normalize import english_normalizer
     from tiny_audio.recognizer import load_recognizer
@@ -32,7 +31,7 @@ def measure(system: str, waveform: np.ndarray, reference: str) -> list[dict[str,
     normalize = english_normalizer()
     recognizer = load_recognizer(system)
     recognizer.transcribe([waveform[:SAMPLE_RATE]])  # warm-up, untimed
-    windowing = WINDOWING if is_tiny_audio_model(system) else {OWN_WAY: {}}
+    windowing = WINDOWING if "vad" in recognizer.transcribe_options else {OWN_WAY: {}}
     results = []
     for name, options in windowing.items():
         started = time.perf_counter()

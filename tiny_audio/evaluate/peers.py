@@ -24,6 +24,7 @@ import soundfile as sf
 
 from tiny_audio.audio import SAMPLE_RATE
 from tiny_audio.errors import UserError
+from tiny_audio.recognizer import RecognizerBase
 
 if TYPE_CHECKING:
     from tiny_audio.model.alignment import Word
@@ -33,7 +34,7 @@ WHISPER_VARIANTS: dict[str, str] = {"tiny.en": "whisper-tiny.en", "base": "whisp
 WHISPER_WINDOW_SECONDS = 30.0
 
 
-class FasterWhisperRecognizer:
+class FasterWhisperRecognizer(RecognizerBase):
     """faster-whisper on the zoo's CTranslate2 Whisper files: int8, 2 CPU threads unless
     OMP_NUM_THREADS says otherwise (so `ta bench --threads` sets both systems alike).
 
@@ -43,8 +44,6 @@ class FasterWhisperRecognizer:
     tiny-audio model gets). Longer clips go through `WhisperModel.transcribe`, which slides
     30 s windows, with the same settings.
     """
-
-    needs_warmup = True
 
     def __init__(
         self,
@@ -133,7 +132,7 @@ class FasterWhisperRecognizer:
         return [self.tokenizer.decode(result.sequences_ids[0]).strip() for result in results]
 
     def transcribe_words(
-        self, audio: list[np.ndarray], num_beams: int = 1, **_: Any
+        self, audio: list[np.ndarray], batch_size: int = 1, num_beams: int = 1, **_: Any
     ) -> list[list[Word]]:
         """Each clip's words, timed by faster-whisper's own `word_timestamps=True` (30 s
         windows, the same decoding settings as `transcribe` gives long clips)."""
@@ -159,10 +158,8 @@ class FasterWhisperRecognizer:
         return clips
 
 
-class PocketSphinxRecognizer:
+class PocketSphinxRecognizer(RecognizerBase):
     """CMU PocketSphinx 5 with the US English acoustic model and LM its wheel ships."""
-
-    needs_warmup = True
 
     def __init__(self, variant: str = "") -> None:
         if variant:
@@ -184,7 +181,7 @@ class PocketSphinxRecognizer:
         return hypothesis.hypstr if hypothesis is not None else ""
 
 
-class _RestRecognizer:
+class _RestRecognizer(RecognizerBase):
     """Shared plumbing for paid speech APIs: the key from the environment, WAV upload, JSON
     over HTTPS, and one thread per clip of a batch so `--batch-size` sets concurrency."""
 

@@ -158,7 +158,7 @@ class _Transcriber:
         self.options = options
 
     def warm_up(self, waveform: np.ndarray) -> None:
-        if getattr(self.recognizer, "needs_warmup", True):
+        if self.recognizer.needs_warmup:
             self.recognizer.transcribe([waveform], **self.options)
 
     def run(self, batch: list[_Loaded]) -> list[Prediction]:

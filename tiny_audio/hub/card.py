@@ -19,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from tiny_audio.hub.families import CONFIG_FILE, Family
+from tiny_audio.hub.families import Family
+from tiny_audio.recognizer import CONFIG_FILE
 from tiny_audio.train.run_folder import METRICS, run_config
 
 CARD_FILE = "README.md"

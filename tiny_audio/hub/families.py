@@ -9,10 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tiny_audio.errors import UserError
-from tiny_audio.recognizer import reading
-
-CONFIG_FILE = "config.json"
+from tiny_audio.recognizer import find_model
 
 
 @dataclass(frozen=True)
@@ -191,19 +188,5 @@ FAMILIES: dict[str, Family] = {
 
 def resolve_model(model: str) -> tuple[Path, Family]:
     """A checkpoint directory, or a zoo / bundled model name, as a folder and its family."""
-    path = Path(model).expanduser()
-    if not path.is_dir():
-        from tiny_audio.zoo import resolve
-
-        path = Path(resolve(model))
-    config = path / CONFIG_FILE
-    model_type = None
-    if config.is_file():
-        with reading(config):
-            model_type = json.loads(config.read_bytes()).get("model_type")
-    if model_type not in FAMILIES:
-        raise UserError(
-            f"{model}: no config.json of a tiny-audio or LaCT model; save the model with "
-            "save_pretrained (checkpoints from `ta train` have it)"
-        )
-    return path, FAMILIES[model_type]
+    saved = find_model(model)
+    return saved.directory, FAMILIES[saved.model_type]

@@ -1,3 +1,3 @@
-"""LaCT CTC recognizer (seed 002): a from-scratch character model whose blocks pair sliding-window
+"""LaCT CTC recognizer: a from-scratch character model whose blocks pair sliding-window
 attention with large-chunk test-time-training layers. `LaCTForCTC.from_pretrained(dir)` loads a
 checkpoint; `ta train +experiments=lact_tiny` trains one."""

@@ -29,7 +29,8 @@ from tiny_audio.lact.config import LaCTConfig
 from tiny_audio.lact.decoding import beam_search_decode, greedy_decode
 from tiny_audio.lact.lm import LM_FILE, CharLM
 from tiny_audio.lact.tokenizer import CharTokenizer
-from tiny_audio.recognizer import reading
+from tiny_audio.model.layers import SwiGLU, length_mask
+from tiny_audio.recognizer import RecognizerBase, reading
 
 if TYPE_CHECKING:  # at run time only when words are asked for: it imports transformers
     from tiny_audio.model.alignment import Word
@@ -76,11 +77,6 @@ class LogMel(nn.Module):
         return ((log_spec + 4.0) / 4.0).T
 
 
-def lengths_to_mask(lengths: Tensor, max_length: int) -> Tensor:
-    """(batch,) lengths -> (batch, max_length) True where a position holds a real frame."""
-    return torch.arange(max_length, device=lengths.device)[None, :] < lengths[:, None]
-
-
 class AudioEncoder(nn.Module):
     """`audio_encoder_layers` 1-D convolutions; the first two halve the frame rate (4x in all)."""
 
@@ -106,21 +102,11 @@ class AudioEncoder(nn.Module):
             x = F.gelu(conv(x))
             lengths = (lengths - 1) // stride + 1
             # Zero the padding so the next convolution sees what an unpadded utterance would.
-            x = x * lengths_to_mask(lengths, x.shape[-1])[:, None, :]
+            x = x * length_mask(lengths, x.shape[-1])[:, None, :]
         return self.dropout(x.transpose(1, 2)), lengths
 
 
-# --- Shared pieces --------------------------------------------------------------------------
-
-
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.eps = eps
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+# --- Rotary positions -----------------------------------------------------------------------
 
 
 def rotary_tables(
@@ -264,7 +250,7 @@ class LaCTLayer(nn.Module):
         self.w0 = nn.Parameter(torch.randn(heads, inner, head_dim) / math.sqrt(head_dim))
         self.w1 = nn.Parameter(torch.randn(heads, head_dim, inner) / math.sqrt(inner))
         self.w2 = nn.Parameter(torch.randn(heads, inner, head_dim) / math.sqrt(head_dim))
-        self.out_norm = RMSNorm(head_dim, config.rms_norm_eps)
+        self.out_norm = nn.RMSNorm(head_dim, eps=config.rms_norm_eps)
         self.out = nn.Linear(hidden, hidden, bias=False)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
@@ -345,28 +331,17 @@ MIXERS: dict[str, Any] = {"lact": LaCTLayer, "attention": equal_size_attention}
 # --- Feed-forward, blocks, CTC head ---------------------------------------------------------
 
 
-class SwiGLU(nn.Module):
-    def __init__(self, hidden_size: int, intermediate_size: int) -> None:
-        super().__init__()
-        self.gate = nn.Linear(hidden_size, intermediate_size, bias=False)
-        self.up = nn.Linear(hidden_size, intermediate_size, bias=False)
-        self.down = nn.Linear(intermediate_size, hidden_size, bias=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.down(F.silu(self.gate(x)) * self.up(x))
-
-
 class LaCTBlock(nn.Module):
     def __init__(self, config: LaCTConfig) -> None:
         super().__init__()
         hidden, eps = config.hidden_size, config.rms_norm_eps
-        self.attention_norm = RMSNorm(hidden, eps)
+        self.attention_norm = nn.RMSNorm(hidden, eps=eps)
         self.attention = SelfAttention(
             hidden, config.num_attn_heads, hidden, config.attention_window, config
         )
-        self.mixer_norm = RMSNorm(hidden, eps)
+        self.mixer_norm = nn.RMSNorm(hidden, eps=eps)
         self.mixer = MIXERS[config.mixer](config)
-        self.ffn_norm = RMSNorm(hidden, eps)
+        self.ffn_norm = nn.RMSNorm(hidden, eps=eps)
         self.ffn = SwiGLU(hidden, config.intermediate_size)
         self.dropout = nn.Dropout(config.dropout)
 
@@ -376,8 +351,10 @@ class LaCTBlock(nn.Module):
         return x + self.dropout(self.ffn(self.ffn_norm(x)))
 
 
-class LaCTForCTC(nn.Module):
-    """The whole recognizer; `transcribe` makes it a tiny_audio Recognizer."""
+class LaCTForCTC(nn.Module, RecognizerBase):
+    """The whole recognizer: a tiny_audio Recognizer that times its own words."""
+
+    transcribe_options = ("num_beams", "chunk_length_s", "stride_length_s")
 
     def __init__(self, config: LaCTConfig, tokenizer: CharTokenizer | None = None) -> None:
         super().__init__()
@@ -393,7 +370,7 @@ class LaCTForCTC(nn.Module):
         self.log_mel = LogMel(config.num_mel_bins)
         self.audio_encoder = AudioEncoder(config)
         self.blocks = nn.ModuleList(LaCTBlock(config) for _ in range(config.num_hidden_layers))
-        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.norm = nn.RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.ctc_head = nn.Linear(config.hidden_size, config.vocab_size)
         self.apply(self._init_weights)
 
@@ -406,7 +383,7 @@ class LaCTForCTC(nn.Module):
     def forward(self, input_features: Tensor, feature_lengths: Tensor) -> tuple[Tensor, Tensor]:
         """(batch, frames, mels) log-mels -> (batch, tokens, vocab) CTC logits, token counts."""
         x, lengths = self.audio_encoder(input_features, feature_lengths)
-        mask = lengths_to_mask(lengths, x.shape[1])
+        mask = length_mask(lengths, x.shape[1])
         for block in self.blocks:
             x = block(x, mask)
         return self.ctc_head(self.norm(x)), lengths
@@ -500,7 +477,7 @@ class LaCTForCTC(nn.Module):
         return texts
 
     def transcribe_words(
-        self, audio: list[Any], num_beams: int = 1, batch_size: int = 8, **options: Any
+        self, audio: list[Any], batch_size: int = 8, num_beams: int = 1, **options: Any
     ) -> list[list[Word]]:
         """Each clip's words, timed by its own CTC frames (lact/alignment.py); decoded piece by
         piece between pauses, so that each piece aligns in little memory. Options as

@@ -16,10 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, WhisperModel
 
-
-def length_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
-    """(B,) lengths -> (B, max_length) bool, True on real frames."""
-    return torch.arange(max_length, device=lengths.device)[None, :] < lengths[:, None]
+from .features import SAMPLE_RATE
+from .layers import length_mask
 
 
 class AudioEncoder(nn.Module):
@@ -105,7 +103,7 @@ class WaveformAudioEncoder(AudioEncoder):
         self.encoder = AutoModel.from_pretrained(path)
         config = self.encoder.config
         self.hidden_size = config.hidden_size
-        self.frames_per_second = 16000 / float(torch.tensor(config.conv_stride).prod())
+        self.frames_per_second = SAMPLE_RATE / float(torch.tensor(config.conv_stride).prod())
         # Models with group-norm feature extractors were trained on zero-padded, unmasked input.
         self.uses_attention_mask = getattr(config, "feat_extract_norm", "layer") == "layer"
 

@@ -33,8 +33,9 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from .features import HOP_LENGTH, SAMPLE_RATE, batch_log_mel
+from .layers import length_mask
 from .projectors import Projector, build_projector
-from .windows import Segment, transcribe_windows
+from .windows import Segment, WindowedRecognizer, transcribe_windows
 
 try:  # Inside tiny-audio: parts resolve through its offline zoo; a damaged file is one line.
     from tiny_audio.errors import UserError
@@ -142,11 +143,6 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
             else torch.empty(0)
         ).view(shape)
     return tensors
-
-
-def length_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
-    """(B,) lengths -> (B, max_length) bool, True on real frames."""
-    return torch.arange(max_length)[None, :] < lengths[:, None]
 
 
 def _linear(x: torch.Tensor, weights: dict[str, torch.Tensor], name: str) -> torch.Tensor:
@@ -530,7 +526,7 @@ def _default_system(directory: Path, tokenizer_config: dict[str, Any]) -> str | 
     return None if any(c in text for c in "'\\{}") else text
 
 
-class LeanASR:
+class LeanASR(WindowedRecognizer):
     """A tiny-audio model served by this runtime: the Recognizer interface of ASRModel
     (`transcribe`, `transcribe_segments`, `generate`) with its greedy fast form's text."""
 
@@ -709,11 +705,6 @@ class LeanASR:
         return results
 
     # ---- transcription ----------------------------------------------------------------------
-
-    def transcribe(self, waveforms: list[np.ndarray], **options: Any) -> list[str]:
-        """Text for each 16 kHz mono waveform; takes the options of `transcribe_segments`."""
-        segments = self.transcribe_segments(waveforms, **options)
-        return [" ".join(segment.text for segment in clip if segment.text) for clip in segments]
 
     def transcribe_segments(
         self,

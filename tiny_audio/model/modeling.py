@@ -35,7 +35,7 @@ from .fast import PrefixCache
 from .lean import LoopGuard, stop_tokens
 from .processing import SAMPLE_RATE, ASRProcessor
 from .projectors import build_projector
-from .windows import Segment, transcribe_windows
+from .windows import Segment, WindowedRecognizer, transcribe_windows
 
 try:  # Inside tiny-audio: parts resolve through its offline zoo; a damaged checkpoint is one line.
     from tiny_audio.errors import UserError
@@ -63,6 +63,7 @@ REMOTE_CODE_FILES = [
     "encoders.py",
     "fast.py",
     "features.py",
+    "layers.py",
     "lean.py",
     "projectors.py",
     "processing.py",
@@ -128,7 +129,7 @@ class CTCHead(nn.Module):
         )
 
 
-class ASRModel(PreTrainedModel):
+class ASRModel(PreTrainedModel, WindowedRecognizer):
     config_class = ASRConfig
     config: ASRConfig
     base_model_prefix = "tiny_audio"
@@ -428,11 +429,6 @@ class ASRModel(PreTrainedModel):
         return SAMPLE_RATE / hop if hop else float(SAMPLE_RATE)
 
     # ---- transcription of whole recordings ------------------------------------------------
-
-    def transcribe(self, waveforms: list[np.ndarray], **options: Any) -> list[str]:
-        """Text for each 16 kHz mono waveform; takes the options of `transcribe_segments`."""
-        segments = self.transcribe_segments(waveforms, **options)
-        return [" ".join(segment.text for segment in clip if segment.text) for clip in segments]
 
     def transcribe_segments(
         self,

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from .layers import SwiGLU
+
 if TYPE_CHECKING:  # only named: the lean runtime builds projectors without transformers
     from .configuration import ASRConfig
 
@@ -73,7 +75,7 @@ class Projector(nn.Module):
 
 
 class MLPProjector(Projector):
-    """Frame stacking -> Linear -> norm -> GELU -> Linear (seed 001's AudioProjector)."""
+    """Frame stacking -> Linear -> norm -> GELU -> Linear."""
 
     def __init__(self, config: ASRConfig) -> None:
         super().__init__(config)
@@ -90,24 +92,8 @@ class MLPProjector(Projector):
         return self.body(stacked)
 
 
-class SwiGLU(nn.Module):
-    """down(silu(gate(x)) * up(x)): the gate decides, per hidden unit, how much passes."""
-
-    def __init__(
-        self, input_dim: int, hidden_dim: int, output_dim: int, dropout: float = 0.0
-    ) -> None:
-        super().__init__()
-        self.gate = nn.Linear(input_dim, hidden_dim, bias=False)
-        self.up = nn.Linear(input_dim, hidden_dim, bias=False)
-        self.dropout = nn.Dropout(dropout)
-        self.down = nn.Linear(hidden_dim, output_dim, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(self.dropout(nn.functional.silu(self.gate(x)) * self.up(x)))
-
-
 class SwiGLUProjector(Projector):
-    """Frame stacking -> RMSNorm -> SwiGLU MLP -> output norm (seed 004's projector)."""
+    """Frame stacking -> RMSNorm -> SwiGLU MLP -> output norm."""
 
     def __init__(self, config: ASRConfig) -> None:
         super().__init__(config)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import functools
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +34,59 @@ class Segment:
     start: float
     end: float
     text: str
+
+
+class WindowedRecognizer(ABC):
+    """A tiny-audio model as a tiny_audio Recognizer (ASRModel and the lean runtime alike): its
+    text is its windows' segments joined, and its words are timed by Whisper's alignment heads
+    (alignment.py), not by the model itself."""
+
+    needs_warmup = True
+    # Decoding options, and the windows long audio is cut into (transcribe_windows).
+    transcribe_options = (
+        "num_beams",
+        "max_new_tokens",
+        "prompt",
+        "chunk_length_s",
+        "stride_length_s",
+        "vad",
+    )
+
+    @abstractmethod
+    def transcribe_segments(
+        self, waveforms: list[np.ndarray], batch_size: int = 8, **options: Any
+    ) -> list[list[Segment]]:
+        """Timed text segments for each waveform, one per window of long audio."""
+
+    def transcribe(self, waveforms: list[np.ndarray], **options: Any) -> list[str]:
+        """Text for each 16 kHz mono waveform; takes the options of `transcribe_segments`."""
+        segments = self.transcribe_segments(waveforms, **options)
+        return [" ".join(segment.text for segment in clip if segment.text) for clip in segments]
+
+    def transcribe_words(
+        self, waveforms: list[np.ndarray], batch_size: int = 8, **options: Any
+    ) -> None:
+        """None: no word times of its own (tiny_audio.timestamps aligns its segments)."""
+        return None
+
+    config: Any  # the model's ASRConfig (or its settings, in the lean runtime)
+
+    @abstractmethod
+    def num_trainable_parameters(self) -> int:
+        """The numbers a checkpoint of it holds: the projector's, and any adapters'."""
+
+    def describe(self) -> list[tuple[str, str]]:
+        """Encoder, projector, decoder (with any LoRA) and the trained parameters' count."""
+        config = self.config
+        decoder = config.text_decoder + (
+            f" + LoRA rank {config.lora_rank}" if config.lora_rank else ""
+        )
+        return [
+            ("Encoder", config.audio_encoder),
+            ("Projector", config.projector_type),
+            ("Decoder", decoder),
+            ("Trainable parameters", f"{self.num_trainable_parameters():,}"),
+        ]
 
 
 @functools.cache

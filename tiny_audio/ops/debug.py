@@ -65,20 +65,15 @@ def debug() -> None:
 def open_model(name: str, projector: str | None = None) -> Any:
     """A saved tiny-audio model (directory or zoo name) in eval mode, optionally of one projector."""
     from tiny_audio.model import ASRModel
-    from tiny_audio.zoo import resolve
+    from tiny_audio.recognizer import find_model
 
-    directory = resolve(name)
-    config_path = directory / "config.json"
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-    if config.get("model_type") != "tiny_audio":
-        raise UserError(
-            f"{name}: not a saved tiny-audio model (no config.json with model_type tiny_audio)"
-        )
-    if projector is not None and config.get("projector_type") != projector:
-        raise UserError(
-            f"{name} has a {config.get('projector_type')!r} projector, not {projector!r}"
-        )
-    return ASRModel.from_pretrained(directory)
+    saved = find_model(name)
+    if saved.model_type != "tiny_audio":
+        raise UserError(f"{name}: not a saved tiny-audio model (a {saved.model_type} model)")
+    kind = saved.config.get("projector_type")
+    if projector is not None and kind != projector:
+        raise UserError(f"{name} has a {kind!r} projector, not {projector!r}")
+    return ASRModel.from_pretrained(saved.directory)
 
 
 def load_clips(dataset: str, split: str, limit: int) -> list[tuple[np.ndarray, str]]:

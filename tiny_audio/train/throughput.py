@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from tiny_audio.audio import SAMPLE_RATE
+
 SENTENCE = "the quick brown fox jumps over the lazy dog and runs far away"
 
 
@@ -32,7 +34,7 @@ def measure(
     model = ASRModel.from_pretrained(model_dir)
     rng = np.random.default_rng(0)
     waves = [
-        (0.1 * rng.standard_normal(int(clip_seconds * 16000))).astype(np.float32)
+        (0.1 * rng.standard_normal(int(clip_seconds * SAMPLE_RATE))).astype(np.float32)
         for _ in range(batch_size)
     ]
     features, lengths = model.processor.features(waves)
