@@ -21,8 +21,10 @@ from .features import SAMPLE_RATE
 
 # A window: (start sample, end sample, overlaps the previous window).
 Window = tuple[int, int, bool]
-# Longest window cut at pauses: about the longest clips the default model trains on.
-VAD_WINDOW_S = 20.0
+# Longest window cut at pauses. The default model writes a window of a line or two to its end
+# but often stops early in a longer one: on dev recordings of game lines, 8 s windows scored
+# 48% WER where 20 s ones scored 68% (BENCHMARKS.md, "Long audio"). A clip this short is heard whole.
+VAD_WINDOW_S = 8.0
 # Speech within this of a window's edge is kept in it: the detector's edges are tight.
 SPEECH_PAD_S = 0.2
 
