@@ -35,7 +35,7 @@ def train_and_save(
     clips = list(decoded(read_manifest(manifest)))
     waves, texts = [wave for _, wave in clips], [u.text for u, _ in clips]
     features, lengths = model.processor.features(waves)
-    batch = model.build_text_inputs(model.audio_token_counts(lengths), texts=texts)
+    batch = model.processor.text_inputs(model.audio_token_counts(lengths), texts=texts)
     optimizer = torch.optim.AdamW(model.trained_parameters().values(), lr=3e-3)
     for _ in range(4):
         loss = model(**batch, input_features=features, feature_lengths=lengths)["loss"]

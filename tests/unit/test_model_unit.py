@@ -8,8 +8,8 @@ import torch
 
 from tiny_audio.model import ASRConfig, ASRModel
 from tiny_audio.model.encoders import load_encoder
-from tiny_audio.model.modeling import IGNORE_INDEX, RepetitionGuard
-from tiny_audio.model.processing import ASRProcessor
+from tiny_audio.model.modeling import RepetitionGuard
+from tiny_audio.model.processing import IGNORE_INDEX, ASRProcessor
 from tiny_audio.model.projectors import stack_frames, stacked_lengths
 from tiny_audio.model.windows import merge_overlap, split_windows
 
@@ -100,7 +100,7 @@ def test_prompt_splicing_and_label_masking(whisper_model: ASRModel) -> None:
     features, lengths = model.processor.features(waves)
     counts = model.audio_token_counts(lengths)
     texts = ["hello world", "the quick brown fox"]
-    batch = model.build_text_inputs(counts, texts=texts)
+    batch = model.processor.text_inputs(counts, texts=texts)
     for row, (count, text) in enumerate(zip(counts, texts)):
         ids, labels = batch["input_ids"][row], batch["labels"][row]
         assert int((ids == model.audio_token_id).sum()) == count
@@ -122,7 +122,9 @@ def test_prompt_splicing_and_label_masking(whisper_model: ASRModel) -> None:
 def test_training_loss_backpropagates_to_projector_only(whisper_model: ASRModel) -> None:
     model = whisper_model
     features, lengths = model.processor.features(clips(1.0, 0.6))
-    text = model.build_text_inputs(model.audio_token_counts(lengths), texts=["hello", "the dog"])
+    text = model.processor.text_inputs(
+        model.audio_token_counts(lengths), texts=["hello", "the dog"]
+    )
     model.zero_grad()
     loss = model(**text, input_features=features, feature_lengths=lengths)["loss"]
     assert torch.isfinite(loss)
@@ -290,7 +292,9 @@ def test_ctc_loss_trains_the_head_and_projector_and_is_saved(
     )
     model = ASRModel(config).train()
     features, lengths = model.processor.features(clips(1.0, 0.6))
-    text = model.build_text_inputs(model.audio_token_counts(lengths), texts=["hello", "the dog"])
+    text = model.processor.text_inputs(
+        model.audio_token_counts(lengths), texts=["hello", "the dog"]
+    )
     output = model(**text, input_features=features, feature_lengths=lengths)
     assert output["ctc_loss"] > 0
     output["loss"].backward()

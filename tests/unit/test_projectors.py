@@ -134,7 +134,7 @@ def test_token_counts_match_the_projected_audio(asr_model: ASRModel) -> None:
     with torch.no_grad():
         _, mask = asr_model.embed_audio(features, lengths)
     assert mask.sum(dim=1).tolist() == counts
-    batch = asr_model.build_text_inputs(counts, texts=["a", "hello", "the quick brown fox"])
+    batch = asr_model.processor.text_inputs(counts, texts=["a", "hello", "the quick brown fox"])
     with torch.no_grad():
         assert torch.isfinite(
             asr_model(**batch, input_features=features, feature_lengths=lengths)["loss"]
@@ -144,7 +144,7 @@ def test_token_counts_match_the_projected_audio(asr_model: ASRModel) -> None:
 def test_gradient_reaches_every_projector_parameter(asr_model: ASRModel) -> None:
     model = asr_model
     features, lengths = model.processor.features(clips(2.0, 1.5, seed=1))
-    batch = model.build_text_inputs(
+    batch = model.processor.text_inputs(
         model.audio_token_counts(lengths), texts=["hello world", "the lazy dog"]
     )
     model.zero_grad()

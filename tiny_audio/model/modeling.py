@@ -33,7 +33,7 @@ from .configuration import ASRConfig
 from .encoders import load_encoder, load_feature_extractor
 from .fast import PrefixCache
 from .lean import LoopGuard, stop_tokens
-from .processing import SAMPLE_RATE, ASRProcessor
+from .processing import IGNORE_INDEX, SAMPLE_RATE, ASRProcessor
 from .projectors import build_projector
 from .windows import Segment, WindowedRecognizer, transcribe_windows
 
@@ -50,7 +50,6 @@ except ImportError:  # Loaded as Hub remote code without tiny-audio installed: p
 logger = logging.getLogger("tiny_audio")
 
 WEIGHTS_NAME = "model.safetensors"
-IGNORE_INDEX = -100
 # Without tiny-audio's zoo, its names fall back to the original checkpoints on the Hub.
 ZOO_HUB_IDS = {
     "whisper-tiny.en": "openai/whisper-tiny.en",
@@ -152,9 +151,9 @@ class ASRModel(PreTrainedModel, WindowedRecognizer):
             processor = ASRProcessor(load_feature_extractor(encoder_path), tokenizer)
         self.processor = processor
         self.tokenizer = processor.tokenizer
-        self.audio_token_id = processor.add_audio_token(config.audio_token)
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.audio_token_id = processor.set_chat(
+            config.system_prompt, config.user_prompt, config.audio_token
+        )
 
         config.encoder_dim = self.encoder.hidden_size
         config.decoder_dim = self.decoder.config.hidden_size
@@ -173,7 +172,6 @@ class ASRModel(PreTrainedModel, WindowedRecognizer):
             self.encoder.encoder = self._with_lora(
                 self.encoder.encoder, config.encoder_lora_rank, config.encoder_lora_target_modules
             )
-        self._prompt_cache: dict[str | None, tuple[list[int], list[int]]] = {}
         self.prefix_cache: PrefixCache | None = None  # set by prepare_for_inference
         logger.info(
             "tiny-audio model: %s -> %s projector (%s trainable parameters) -> %s",
@@ -210,67 +208,6 @@ class ASRModel(PreTrainedModel, WindowedRecognizer):
             for name, param in self.named_parameters()
             if name.startswith(("projector.", "ctc_head.")) or "lora_" in name
         }
-
-    # ---- the prompt -------------------------------------------------------------------------
-
-    def _prompt_template(self, prompt: str | None) -> tuple[list[int], list[int]]:
-        """Token ids before and after the audio in the chat-formatted user turn."""
-        if prompt not in self._prompt_cache:
-            context = f"{prompt}\n" if prompt else ""
-            messages = [
-                {
-                    "role": "user",
-                    "content": context + self.config.user_prompt + self.config.audio_token,
-                }
-            ]
-            if self.config.system_prompt:
-                messages.insert(0, {"role": "system", "content": self.config.system_prompt})
-            text = self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
-            before, after = text.split(self.config.audio_token)
-            self._prompt_cache[prompt] = (
-                self.tokenizer(before, add_special_tokens=False).input_ids,
-                self.tokenizer(after, add_special_tokens=False).input_ids,
-            )
-        return self._prompt_cache[prompt]
-
-    def build_text_inputs(
-        self,
-        audio_token_counts: list[int],
-        texts: list[str] | None = None,
-        prompts: list[str | None] | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """Prompt ids with one <audio> per audio embedding; with `texts`, the answer and its labels.
-
-        Training batches (with texts) are right-padded. Generation batches are padded between the
-        prompt's text before the audio and the audio, so that every prompt ends where generation
-        starts and that text sits at the same positions in every row (its KV cache is shared)."""
-        rows, label_rows, pad_at = [], [], []
-        for i, count in enumerate(audio_token_counts):
-            before, after = self._prompt_template(prompts[i] if prompts else None)
-            ids = before + [self.audio_token_id] * count + after
-            pad_at.append(len(before))
-            labels = [IGNORE_INDEX] * len(ids)
-            if texts is not None:
-                answer = self.tokenizer(texts[i], add_special_tokens=False).input_ids
-                answer = answer + [self.tokenizer.eos_token_id]
-                ids, labels = ids + answer, labels + answer
-                pad_at[-1] = len(ids)
-            rows.append(ids)
-            label_rows.append(labels)
-        longest = max(len(ids) for ids in rows)
-        pad_id = self.tokenizer.pad_token_id
-        batch: dict[str, list[list[int]]] = {"input_ids": [], "attention_mask": [], "labels": []}
-        for ids, labels, at in zip(rows, label_rows, pad_at):
-            padding = longest - len(ids)
-            for key, values, fill in (
-                ("input_ids", ids, pad_id),
-                ("attention_mask", [1] * len(ids), 0),
-                ("labels", labels, IGNORE_INDEX),
-            ):
-                batch[key].append(values[:at] + [fill] * padding + values[at:])
-        return {key: torch.tensor(values) for key, values in batch.items()}
 
     # ---- audio embeddings spliced into the prompt ---------------------------------------------
 
@@ -377,7 +314,7 @@ class ASRModel(PreTrainedModel, WindowedRecognizer):
     ) -> list[list[int]]:
         """New token ids for each clip (without the prompt, EOS or padding)."""
         audio_embeds, audio_mask = self.embed_audio(input_features, feature_lengths)
-        text = self.build_text_inputs(audio_mask.sum(dim=1).tolist(), prompts=prompts)
+        text = self.processor.text_inputs(audio_mask.sum(dim=1).tolist(), prompts=prompts)
         input_ids, attention_mask = (
             text["input_ids"].to(self.device),
             text["attention_mask"].to(self.device),
@@ -389,7 +326,7 @@ class ASRModel(PreTrainedModel, WindowedRecognizer):
         sampling: dict[str, Any] = {"temperature": temperature, "top_p": top_p} if do_sample else {}
         distinct_prompts = set(prompts or [None])
         if self.prefix_cache is not None and len(distinct_prompts) == 1 and num_beams == 1:
-            before = self._prompt_template(distinct_prompts.pop())[0]  # beams would expand rows
+            before = self.processor.prompt_ids(distinct_prompts.pop())[0]  # beams would expand rows
             generate_kwargs["cache"] = self.prefix_cache.for_batch(before, len(input_ids))
         output = self.decoder.generate(
             inputs_embeds=self.splice(input_ids, audio_embeds, audio_mask),

@@ -336,7 +336,7 @@ def gradient_norms(
     model.zero_grad()
     waves, texts = [wave for wave, _ in clips], [text for _, text in clips]
     features, lengths = model.processor.features(waves)
-    batch = model.build_text_inputs(model.audio_token_counts(lengths), texts=texts)
+    batch = model.processor.text_inputs(model.audio_token_counts(lengths), texts=texts)
     loss = model(**batch, input_features=features, feature_lengths=lengths)["loss"]
     loss.backward()
     squares: dict[str, float] = {}

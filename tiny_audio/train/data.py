@@ -228,6 +228,6 @@ class Collator:
             batch = {"input_features": features, "feature_lengths": lengths}
             counts = self.model.audio_token_counts(lengths)
             seconds = [duration_seconds(w) for w in waves]
-        batch.update(self.model.build_text_inputs(counts, texts=[texts[i] for i in kept]))
+        batch.update(self.model.processor.text_inputs(counts, texts=[texts[i] for i in kept]))
         batch["audio_seconds"] = float(sum(seconds))
         return batch

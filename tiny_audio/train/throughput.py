@@ -41,7 +41,7 @@ def measure(
     with torch.no_grad():
         hidden, mask = model.encode(features, lengths)  # the encoder cache's job, done once
     counts = model.projector.output_lengths(mask.sum(dim=1)).tolist()
-    batch = model.build_text_inputs(counts, texts=[SENTENCE] * batch_size)
+    batch = model.processor.text_inputs(counts, texts=[SENTENCE] * batch_size)
     trained = [p for p in model.trained_parameters().values() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=1e-4)
     model.train()

@@ -129,7 +129,7 @@ def dev_loss(
     """The training objective on the dev clips (teacher-forced, no augmentation), averaged over
     their transcript tokens: it moves every step where the dev WER moves only in whole words.
     `autocast` covers the model alone: features are computed in float32, as in training."""
-    from tiny_audio.model.modeling import IGNORE_INDEX
+    from tiny_audio.model.processing import IGNORE_INDEX
 
     was_training = model.training
     model.eval()
