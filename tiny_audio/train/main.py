@@ -21,7 +21,7 @@ from typing import Any
 import click
 from omegaconf import DictConfig, OmegaConf
 
-from tiny_audio.data.sources import SPEC_KEYS
+from tiny_audio.data.sources import SPEC_KEYS, data_home
 from tiny_audio.errors import UserError
 from tiny_audio.train.components import SCHEDULES
 
@@ -190,6 +190,8 @@ def compose(overrides: list[str]) -> DictConfig:
     from hydra.errors import HydraException
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+    if not OmegaConf.has_resolver("data_home"):  # ${data_home:}: where `ta data` builds corpora
+        OmegaConf.register_new_resolver("data_home", lambda: str(data_home()))
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = hydra_compose("config", overrides=open_sections(overrides))
