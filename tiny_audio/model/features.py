@@ -1,20 +1,17 @@
-"""Whisper's log-mel features without transformers, as WhisperFeatureExtractor computes them with
-torch (the same operations in the same order, so the values agree to the last bit or nearly):
-a periodic Hann window, 400-point STFT every 160 samples centred with reflect padding, the last
-frame dropped, power through an 80-band Slaney mel bank, log10, floored 8 below the clip's peak,
-then (x + 4) / 4. Each clip is computed alone and the batch zero-padded after, as ASRProcessor
-does. Torch is imported when features are first made, so that importing the constants is free.
+"""Whisper's log-mel features in numpy, without transformers or torch, as WhisperFeatureExtractor
+computes them (the same operations in the same order, in float32, so the values agree to float
+rounding): a periodic Hann window, 400-point STFT every 160 samples centred with reflect
+padding, the last frame dropped, power through an 80-band Slaney mel bank, log10, floored 8
+below the clip's peak, then (x + 4) / 4. Each clip is computed alone and the batch zero-padded
+after, as ASRProcessor does.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    import torch
+from numpy.lib.stride_tricks import sliding_window_view
 
 SAMPLE_RATE = 16_000
 # The shortest clip the feature extractors accept (an STFT window); shorter clips are zero-padded.
@@ -59,39 +56,41 @@ def mel_filters() -> np.ndarray:
     return triangles * (2.0 / (edges[2 : N_MELS + 2] - edges[:N_MELS]))[None, :]
 
 
-def log_mel(waveform: np.ndarray) -> torch.Tensor:
-    """(N_MELS, len(waveform) // HOP_LENGTH) normalised log-mel of one 16 kHz clip."""
-    import torch
-
-    samples = torch.from_numpy(np.ascontiguousarray(waveform[:MAX_SAMPLES], dtype=np.float32))
-    stft = torch.stft(
-        samples[None],
-        N_FFT,
-        HOP_LENGTH,
-        window=torch.hann_window(N_FFT),
-        return_complex=True,
-    )
-    power = (stft[..., :-1].abs() ** 2).contiguous()
-    mel = torch.from_numpy(mel_filters()).to(torch.float32).T @ power
-    log_spec = torch.clamp(mel, min=1e-10).log10()
-    log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
-    return ((log_spec + 4.0) / 4.0)[0]
+@functools.cache
+def _hann_window() -> np.ndarray:
+    """The periodic Hann window (as torch.hann_window): a full cosine period over N_FFT."""
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
 
 
-def batch_log_mel(waveforms: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+@functools.cache
+def _mel_filters32() -> np.ndarray:
+    return mel_filters().astype(np.float32)
+
+
+def log_mel(waveform: np.ndarray) -> np.ndarray:
+    """(N_MELS, len(waveform) // HOP_LENGTH) float32 normalised log-mel of one 16 kHz clip."""
+    samples = np.asarray(waveform[:MAX_SAMPLES], dtype=np.float32)
+    padded = np.pad(samples, N_FFT // 2, mode="reflect")
+    # Frames every HOP_LENGTH samples, views of the clip; the last one is dropped, as Whisper's.
+    frames = sliding_window_view(padded, N_FFT)[::HOP_LENGTH][:-1]
+    spectrum = np.fft.rfft(frames * _hann_window(), axis=-1)  # float32 in: complex64 out
+    power = np.square(spectrum.real) + np.square(spectrum.imag)
+    log_spec = np.log10(np.maximum(power @ _mel_filters32(), np.float32(1e-10)))
+    log_spec = np.maximum(log_spec, log_spec.max() - np.float32(8.0))
+    return np.ascontiguousarray(((log_spec + np.float32(4.0)) / np.float32(4.0)).T)
+
+
+def batch_log_mel(waveforms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Each clip (padded to MIN_SAMPLES) on its own, then zero-padded: features (B, N_MELS, T)
-    and lengths (B,) in frames."""
-    import torch
-
+    float32 and lengths (B,) in frames."""
     per_clip = []
     for waveform in waveforms:
         waveform = np.asarray(waveform, dtype=np.float32)
         if len(waveform) < MIN_SAMPLES:
             waveform = np.pad(waveform, (0, MIN_SAMPLES - len(waveform)))
         per_clip.append(log_mel(waveform))
-    lengths = torch.tensor([clip.shape[-1] for clip in per_clip])
-    longest = int(lengths.max())
-    batch = torch.stack(
-        [torch.nn.functional.pad(clip, (0, longest - clip.shape[-1])) for clip in per_clip]
-    )
+    lengths = np.array([clip.shape[-1] for clip in per_clip])
+    batch = np.zeros((len(per_clip), N_MELS, int(lengths.max())), np.float32)
+    for row, clip in zip(batch, per_clip, strict=True):
+        row[:, : clip.shape[-1]] = clip
     return batch, lengths

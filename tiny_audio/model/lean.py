@@ -1,19 +1,19 @@
 """The lean runtime of a tiny-audio model: Whisper encoder -> mlp projector -> Llama decoder
-(SmolLM2) read straight from their safetensors files, with torch, numpy and tokenizers only.
+(SmolLM2) read straight from their safetensors files, with numpy and tokenizers only.
 
-Why: importing transformers and peft and building their modules is most of a cold
-`ta transcribe` (seconds, and hundreds of MB). This runtime computes what the fast form of
-ASRModel (`prepare_for_inference`) computes, operation for operation, so that its greedy tokens
-are the same: the log-mel of features.py, the Whisper encoder on each clip's real length (its
-conv mask) or inside the 30 s window (`encoder_pad_to_window`), the projector of projectors.py,
-the chat prompt with <audio> positions, LoRA merged into the decoder's weights as peft merges
-it, the prompt's text before the audio computed once per prompt, batches padded between that
-text and the audio, and at each step the attention call (mask, grouped heads) that
-transformers' SDPA path makes. Weights are memory-mapped copy-on-write: a page is read when
-used, and merging LoRA copies only the pages it writes.
+Why: importing torch, transformers and peft and building their modules is most of a cold
+`ta transcribe` (seconds, and hundreds of MB). This runtime computes in numpy, float32, what the
+fast form of ASRModel (`prepare_for_inference`) computes, so that its greedy tokens are the same
+(to float rounding, which rarely picks another token): the log-mel of features.py, the Whisper
+encoder on each clip's real length (its conv mask) or inside the 30 s window
+(`encoder_pad_to_window`), the mlp projector of projectors.py, the chat prompt with <audio>
+positions, LoRA merged into the decoder's weights as peft merges it, the prompt's text before
+the audio computed once per prompt, batches padded between that text and the audio, and
+attention masked as transformers masks it. Weights are memory-mapped copy-on-write: a page is
+read when used, and merging LoRA copies only the pages it writes.
 
 It serves greedy decoding; beam search and sampling are handed to the Hugging Face form, loaded
-when first asked for. Nothing here imports transformers or peft.
+(with torch) when first asked for. Nothing here imports torch, transformers or peft.
 """
 
 from __future__ import annotations
@@ -28,13 +28,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from .features import HOP_LENGTH, SAMPLE_RATE, batch_log_mel
-from .layers import length_mask
-from .projectors import Projector, build_projector
+from .numeric import conv1d, gelu, layer_norm, length_mask, linear, rms_norm, silu, softmax
 from .windows import Segment, WindowedRecognizer, transcribe_windows
 
 try:  # Inside tiny-audio: parts resolve through its offline zoo; a damaged file is one line.
@@ -62,6 +59,8 @@ CHATML_TAIL = (
     "+ '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n'"
     " }}{% endif %}"
 )
+
+Weights = dict[str, np.ndarray]
 
 
 class LoopGuard:
@@ -106,7 +105,7 @@ def stop_tokens(end_ids: Iterable[int | None], vocabulary: list[str]) -> list[in
 
 def float32_tensors(path: Path, prefix: str) -> bool:
     """Whether a safetensors file holds tensors named `prefix`... and only float32 ones (the
-    Hugging Face form computes in float32; this runtime computes in the file's own type)."""
+    Hugging Face form computes in float32, and so does this runtime, on the file's own bytes)."""
     with reading(path), open(path, "rb") as file:
         header = json.loads(file.read(int.from_bytes(file.read(8), "little")))
     header.pop("__metadata__", None)
@@ -115,18 +114,18 @@ def float32_tensors(path: Path, prefix: str) -> bool:
     )
 
 
-def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+def read_safetensors(path: Path) -> Weights:
     """Every tensor of a float32 safetensors file as a view of one private memory map of it: a
     page is read when first used, and writing one copies that page alone (the file never
-    changes). The tensors keep the map alive."""
+    changes). The arrays keep the map alive."""
     with open(path, "rb") as file:
         mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY)
     header_size = int.from_bytes(mapped[:8], "little")
     header = json.loads(mapped[8 : 8 + header_size])
     header.pop("__metadata__", None)
-    tensors = {}
+    arrays = {}
     for name, entry in header.items():
-        shape = list(entry["shape"])
+        shape = tuple(entry["shape"])
         begin, end = entry["data_offsets"]
         count = math.prod(shape)
         if (
@@ -134,129 +133,192 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
             or end - begin != 4 * count
             or 8 + header_size + end > len(mapped)
         ):
-            raise ValueError(f"{name}: bytes {begin}..{end} do not hold float32 {shape}")
-        tensors[name] = (
-            torch.frombuffer(
-                mapped, dtype=torch.float32, count=count, offset=8 + header_size + begin
-            )
+            raise ValueError(f"{name}: bytes {begin}..{end} do not hold float32 {list(shape)}")
+        arrays[name] = (
+            np.frombuffer(mapped, np.float32, count, offset=8 + header_size + begin)
             if count
-            else torch.empty(0)
-        ).view(shape)
-    return tensors
+            else np.zeros(0, np.float32)
+        ).reshape(shape)
+    return arrays
 
 
-def _linear(x: torch.Tensor, weights: dict[str, torch.Tensor], name: str) -> torch.Tensor:
-    return F.linear(x, weights[f"{name}.weight"], weights.get(f"{name}.bias"))
+def _linear(x: np.ndarray, weights: Weights, name: str) -> np.ndarray:
+    return linear(x, weights[f"{name}.weight"], weights.get(f"{name}.bias"))
+
+
+def _with_prefix(weights: Weights, prefix: str) -> Weights:
+    return {k.removeprefix(prefix): v for k, v in weights.items() if k.startswith(prefix)}
+
+
+def _masked_scores(mask: np.ndarray) -> np.ndarray:
+    """A bool mask (True where a query may attend) as scores to add: 0, or -inf."""
+    return np.where(mask, np.float32(0.0), np.float32(-np.inf))
 
 
 class WhisperEncoder:
     """WhisperAudioEncoder (encoders.py) of a WhisperModel's `model.encoder.*` weights."""
 
-    def __init__(
-        self, weights: dict[str, torch.Tensor], config: dict[str, Any], pad_to_window: bool
-    ) -> None:
-        prefix = "model.encoder."
-        self.weights = {
-            k.removeprefix(prefix): v for k, v in weights.items() if k.startswith(prefix)
-        }
+    def __init__(self, weights: Weights, config: dict[str, Any], pad_to_window: bool) -> None:
+        self.weights = _with_prefix(weights, "model.encoder.")
         self.heads = int(config["encoder_attention_heads"])
         self.num_layers = int(config["encoder_layers"])
         self.max_frames = int(config["max_source_positions"])
         self.pad_to_window = pad_to_window
 
     @staticmethod
-    def output_lengths(feature_lengths: torch.Tensor) -> torch.Tensor:
+    def output_lengths(feature_lengths: np.ndarray) -> np.ndarray:
         return (feature_lengths - 1) // 2 + 1  # conv2 has stride 2, kernel 3, padding 1
 
     def __call__(
-        self, features: torch.Tensor, feature_lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, features: np.ndarray, feature_lengths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Features (B, N_MELS, T) and their lengths -> frames (B, T', D) and their mask."""
         if self.pad_to_window:
             return self._window(features, feature_lengths)
         w = self.weights
-        hidden = F.gelu(F.conv1d(features, w["conv1.weight"], w["conv1.bias"], padding=1))
+        # Time-major from here on: (B, T, channels), as the layers want it.
+        hidden = gelu(conv1d(features.transpose(0, 2, 1), w["conv1.weight"], w["conv1.bias"]))
         # Zero conv1's output past each clip's end so conv2 sees what a lone clip would.
-        hidden = hidden * length_mask(feature_lengths, hidden.shape[-1])[:, None, :].to(
-            hidden.dtype
-        )
-        hidden = F.gelu(
-            F.conv1d(hidden, w["conv2.weight"], w["conv2.bias"], stride=2, padding=1)
-        ).transpose(1, 2)
+        hidden *= length_mask(feature_lengths, hidden.shape[1])[..., None]
+        hidden = gelu(conv1d(hidden, w["conv2.weight"], w["conv2.bias"], stride=2))
         if hidden.shape[1] > self.max_frames:
             raise ValueError(f"audio longer than the encoder's {self.max_frames} frames; chunk it")
-        hidden = hidden + w["embed_positions.weight"][: hidden.shape[1]]
+        hidden += w["embed_positions.weight"][: hidden.shape[1]]
         mask = length_mask(self.output_lengths(feature_lengths), hidden.shape[1])
-        blocked = torch.zeros(mask.shape, dtype=hidden.dtype).masked_fill(
-            ~mask, torch.finfo(hidden.dtype).min
-        )
-        attention_mask = blocked[:, None, None, :].expand(-1, 1, mask.shape[1], -1)
-        return self._layers(hidden, attention_mask), mask
+        return self._layers(hidden, _masked_scores(mask)[:, None, None, :]), mask
 
     def _window(
-        self, features: torch.Tensor, feature_lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, features: np.ndarray, feature_lengths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Each clip in a full window of silence; the frames past the longest clip are dropped."""
         window_features = 2 * self.max_frames
-        if features.shape[-1] > window_features:
+        batch, mels, frames = features.shape
+        if frames > window_features:
             raise ValueError(f"audio longer than the encoder's {self.max_frames} frames; chunk it")
-        real = length_mask(feature_lengths, features.shape[-1])[:, None, :]
-        peak = features.masked_fill(~real, float("-inf")).amax(dim=(1, 2), keepdim=True)
-        window = (peak - SILENCE_BELOW_PEAK).expand(-1, features.shape[1], window_features)
-        window = window.clone()
-        window[..., : features.shape[-1]] = torch.where(real, features, window[..., :1])
+        real = length_mask(feature_lengths, frames)[:, None, :]
+        silence = np.where(real, features, -np.inf).max(axis=(1, 2), keepdims=True)
+        silence -= SILENCE_BELOW_PEAK
+        window = np.empty((batch, mels, window_features), np.float32)
+        window[...] = silence
+        window[..., :frames] = np.where(real, features, silence)
         w = self.weights
-        hidden = F.gelu(F.conv1d(window, w["conv1.weight"], w["conv1.bias"], padding=1))
-        hidden = F.gelu(F.conv1d(hidden, w["conv2.weight"], w["conv2.bias"], stride=2, padding=1))
-        hidden = self._layers(hidden.permute(0, 2, 1) + w["embed_positions.weight"], None)
+        hidden = gelu(conv1d(window.transpose(0, 2, 1), w["conv1.weight"], w["conv1.bias"]))
+        hidden = gelu(conv1d(hidden, w["conv2.weight"], w["conv2.bias"], stride=2))
+        hidden = self._layers(hidden + w["embed_positions.weight"], None)
         lengths = self.output_lengths(feature_lengths)
         longest = int(lengths.max())
         return hidden[:, :longest], length_mask(lengths, longest)
 
-    def _layers(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        w, width = self.weights, (hidden.shape[-1],)
+    def _layers(self, hidden: np.ndarray, masked: np.ndarray | None) -> np.ndarray:
+        """Pre-norm transformer layers; `masked` (B, 1, 1, T) is added to attention scores."""
+        w = self.weights
         for i in range(self.num_layers):
             layer = f"layers.{i}."
-            normed = F.layer_norm(
+            normed = layer_norm(
                 hidden,
-                width,
                 w[layer + "self_attn_layer_norm.weight"],
                 w[layer + "self_attn_layer_norm.bias"],
             )
-            hidden = hidden + self._attention(normed, layer + "self_attn.", attention_mask)
-            normed = F.layer_norm(
-                hidden,
-                width,
-                w[layer + "final_layer_norm.weight"],
-                w[layer + "final_layer_norm.bias"],
+            hidden = hidden + self._attention(normed, layer + "self_attn.", masked)
+            normed = layer_norm(
+                hidden, w[layer + "final_layer_norm.weight"], w[layer + "final_layer_norm.bias"]
             )
-            hidden = hidden + _linear(F.gelu(_linear(normed, w, layer + "fc1")), w, layer + "fc2")
-        return F.layer_norm(hidden, width, w["layer_norm.weight"], w["layer_norm.bias"])
+            hidden += _linear(gelu(_linear(normed, w, layer + "fc1")), w, layer + "fc2")
+        return layer_norm(hidden, w["layer_norm.weight"], w["layer_norm.bias"])
 
-    def _attention(
-        self, x: torch.Tensor, prefix: str, attention_mask: torch.Tensor | None
-    ) -> torch.Tensor:
+    def _attention(self, x: np.ndarray, prefix: str, masked: np.ndarray | None) -> np.ndarray:
         batch, frames, width = x.shape
         head_dim = width // self.heads
-        shape = (batch, frames, self.heads, head_dim)
         w = self.weights
+
+        def heads(name: str) -> np.ndarray:  # (B, T, D) -> (B, heads, T, head_dim)
+            projected = _linear(x, w, prefix + name)
+            return projected.reshape(batch, frames, self.heads, head_dim).transpose(0, 2, 1, 3)
+
         # Whisper scales the queries, then attends with scale 1.
-        query = (_linear(x, w, prefix + "q_proj") * head_dim**-0.5).view(shape)
-        query = query.transpose(1, 2).contiguous()
-        key = _linear(x, w, prefix + "k_proj").view(shape).transpose(1, 2).contiguous()
-        value = _linear(x, w, prefix + "v_proj").view(shape).transpose(1, 2).contiguous()
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=1.0)
-        out = out.transpose(1, 2).contiguous().reshape(batch, frames, width).contiguous()
-        return _linear(out, w, prefix + "out_proj")
+        query, key, value = (
+            heads("q_proj") * np.float32(head_dim**-0.5),
+            heads("k_proj"),
+            heads("v_proj"),
+        )
+        out = np.empty((batch, self.heads, frames, head_dim), np.float32)
+        for row in range(batch):  # one clip at a time: a 30 s clip's scores are 9 MB a head
+            scores = query[row] @ key[row].transpose(0, 2, 1)
+            if masked is not None:
+                scores += masked[row]
+            out[row] = softmax(scores) @ value[row]
+        return _linear(
+            out.transpose(0, 2, 1, 3).reshape(batch, frames, width), w, prefix + "out_proj"
+        )
 
 
-KVCache = list[tuple[torch.Tensor, torch.Tensor]]
+class MLPProjector:
+    """projectors.py's MLPProjector of a checkpoint's `projector.*` weights: k frames stacked,
+    then Linear -> RMSNorm -> GELU -> Linear, then the output RMSNorm."""
+
+    def __init__(self, weights: Weights, config: dict[str, Any], mismatch: str) -> None:
+        """`mismatch`: the start of the one-line error for weights shaped otherwise."""
+        self.k = int(config["projector_pool_stride"])
+        hidden, output = int(config["projector_hidden_dim"]), int(config["decoder_dim"])
+        shapes = {
+            "body.0.weight": (hidden, int(config["encoder_dim"]) * self.k),
+            "body.0.bias": (hidden,),
+            "body.1.weight": (hidden,),
+            "body.4.weight": (output, hidden),
+            "body.4.bias": (output,),
+            "output_norm.weight": (output,),
+        }
+        self.weights = _with_prefix(weights, "projector.")
+        for name in sorted(shapes.keys() | self.weights.keys()):
+            found = self.weights[name].shape if name in self.weights else None
+            if found != shapes.get(name):
+                raise UserError(
+                    f"{mismatch}: projector.{name} is {found and list(found)}, "
+                    f"not {list(shapes[name]) if name in shapes else None}"
+                )
+
+    def __call__(self, hidden: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Frames (B, T, D) and their mask -> embeddings (B, T', decoder width) and theirs."""
+        batch, frames, width = hidden.shape
+        hidden = hidden * mask[..., None]  # padded frames zeroed before stacking
+        if frames < self.k:
+            hidden = np.pad(hidden, ((0, 0), (0, self.k - frames), (0, 0)))
+            frames = self.k
+        out_frames = (frames - self.k) // self.k + 1
+        stacked = hidden[:, : out_frames * self.k].reshape(batch, out_frames, self.k * width)
+        lengths = np.maximum((mask.sum(axis=1) - self.k) // self.k + 1, 1)
+        w = self.weights
+        x = rms_norm(linear(stacked, w["body.0.weight"], w["body.0.bias"]), w["body.1.weight"])
+        x = linear(gelu(x), w["body.4.weight"], w["body.4.bias"])
+        return rms_norm(x, w["output_norm.weight"]), length_mask(lengths, out_frames)
+
+
+class KVCache:
+    """Each decoder layer's keys and values, (B, key heads, capacity, head_dim), filled up to
+    `length` positions. Written in place as decoding goes; pages past what is written are
+    never touched, so a generous capacity costs no memory."""
+
+    def __init__(self, layers: int, batch: int, heads: int, capacity: int, head_dim: int) -> None:
+        shape = (batch, heads, capacity, head_dim)
+        self.keys = [np.empty(shape, np.float32) for _ in range(layers)]
+        self.values = [np.empty(shape, np.float32) for _ in range(layers)]
+        self.length = 0
+
+    def extended(self, batch: int, capacity: int) -> KVCache:
+        """A cache for `batch` rows, each starting with this one-row cache's positions."""
+        layers, (_, heads, _, head_dim) = len(self.keys), self.keys[0].shape
+        cache = KVCache(layers, batch, heads, capacity, head_dim)
+        for mine, theirs in zip(self.keys + self.values, cache.keys + cache.values, strict=True):
+            theirs[:, :, : self.length] = mine[:, :, : self.length]
+        cache.length = self.length
+        return cache
 
 
 class LlamaDecoder:
     """A LlamaForCausalLM (RMSNorm, rotary positions, grouped-query attention, SwiGLU) of its
-    `model.*` weights, computed as transformers computes it with SDPA attention."""
+    `model.*` weights, computed as transformers computes it."""
 
-    def __init__(self, weights: dict[str, torch.Tensor], config: dict[str, Any]) -> None:
+    def __init__(self, weights: Weights, config: dict[str, Any]) -> None:
         self.weights = weights
         self.embed = weights["model.embed_tokens.weight"]
         self.lm_head = (
@@ -270,100 +332,91 @@ class LlamaDecoder:
         theta = rope_theta(config)
         if theta is None:
             raise ValueError("only plain rotary positions are computed here")
-        self.inv_freq = 1.0 / (
-            theta ** (torch.arange(0, self.head_dim, 2, dtype=torch.float) / self.head_dim)
-        )
+        exponents = np.arange(0, self.head_dim, 2, dtype=np.float32) / self.head_dim
+        self.inv_freq = (1.0 / np.float32(theta) ** exponents).astype(np.float32)
 
-    def rms_norm(self, x: torch.Tensor, name: str) -> torch.Tensor:
-        variance = x.pow(2).mean(-1, keepdim=True)
-        return self.weights[name] * (x * torch.rsqrt(variance + self.eps))
+    def cache(self, batch: int, capacity: int) -> KVCache:
+        return KVCache(self.num_layers, batch, self.kv_heads, capacity, self.head_dim)
 
     def forward(
-        self,
-        embeds: torch.Tensor,
-        positions: torch.Tensor,
-        mask: torch.Tensor | None,
-        past: KVCache | None,
-    ) -> tuple[torch.Tensor, KVCache]:
-        """The final hidden states (B, T, D) and the keys and values with these positions'
-        added. `mask`: (B, 1, T, K) bool, True where a query may attend; None where
-        transformers passes none (no padding, and one query or a plain causal square)."""
-        freqs = positions[..., None].float() * self.inv_freq
-        angles = torch.cat((freqs, freqs), dim=-1)
-        cos, sin = angles.cos()[:, None], angles.sin()[:, None]
-        hidden, cache = embeds, []
+        self, embeds: np.ndarray, positions: np.ndarray, mask: np.ndarray | None, cache: KVCache
+    ) -> np.ndarray:
+        """The final hidden states (B, T, D) of embeddings after the cache's positions, whose
+        keys and values are added to it. `mask`: (B, T, cache.length + T) bool, True where a
+        query may attend; None where every query may attend every key before it."""
+        freqs = positions[..., None].astype(np.float32) * self.inv_freq
+        angles = np.concatenate((freqs, freqs), axis=-1)[:, None]  # (B, 1, T, head_dim)
+        cos, sin = np.cos(angles), np.sin(angles)
+        queries = embeds.shape[1]
+        start, end = cache.length, cache.length + queries
+        if mask is None and queries > 1:  # each query sees the cache and itself, not later ones
+            mask = causal_mask(np.ones((len(embeds), end), bool), queries)
+        masked = None if mask is None else _masked_scores(mask)[:, None, None]
+        hidden = embeds
         for i in range(self.num_layers):
             layer = f"model.layers.{i}."
-            x = self.rms_norm(hidden, layer + "input_layernorm.weight")
+            x = rms_norm(hidden, self.weights[layer + "input_layernorm.weight"], self.eps)
             query, keys, values = self._projections(x, layer + "self_attn.", cos, sin)
-            if past is not None:  # transformers' cache appends; a first entry is kept as given
-                keys = torch.cat([past[i][0], keys], dim=-2)
-                values = torch.cat([past[i][1], values], dim=-2)
-            cache.append((keys, values))
-            attended = self._attend(query, keys, values, mask)
+            cache.keys[i][:, :, start:end] = keys
+            cache.values[i][:, :, start:end] = values
+            attended = self._attend(
+                query, cache.keys[i][:, :, :end], cache.values[i][:, :, :end], masked
+            )
             hidden = hidden + _linear(attended, self.weights, layer + "self_attn.o_proj")
-            x = self.rms_norm(hidden, layer + "post_attention_layernorm.weight")
-            gate = F.silu(_linear(x, self.weights, layer + "mlp.gate_proj"))
-            up = _linear(x, self.weights, layer + "mlp.up_proj")
-            hidden = hidden + _linear(gate * up, self.weights, layer + "mlp.down_proj")
-        return self.rms_norm(hidden, "model.norm.weight"), cache
+            x = rms_norm(hidden, self.weights[layer + "post_attention_layernorm.weight"], self.eps)
+            gated = silu(_linear(x, self.weights, layer + "mlp.gate_proj"))
+            gated *= _linear(x, self.weights, layer + "mlp.up_proj")
+            hidden += _linear(gated, self.weights, layer + "mlp.down_proj")
+        cache.length = end
+        return rms_norm(hidden, self.weights["model.norm.weight"], self.eps)
 
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(B, V) float32 scores of the next token after the last position."""
-        return F.linear(hidden[:, -1:], self.lm_head)[:, -1].float()
+    def logits(self, hidden: np.ndarray) -> np.ndarray:
+        """(B, V) scores of the next token after the last position."""
+        return hidden[:, -1] @ self.lm_head.T
 
     def _projections(
-        self, x: torch.Tensor, prefix: str, cos: torch.Tensor, sin: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        shape = (*x.shape[:2], -1, self.head_dim)
-        query = _linear(x, self.weights, prefix + "q_proj").view(shape).transpose(1, 2)
-        key = _linear(x, self.weights, prefix + "k_proj").view(shape).transpose(1, 2)
-        value = _linear(x, self.weights, prefix + "v_proj").view(shape).transpose(1, 2)
-        return _rotate(query, cos, sin), _rotate(key, cos, sin), value
+        self, x: np.ndarray, prefix: str, cos: np.ndarray, sin: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Queries (B, heads, T, head_dim) and keys and values (B, key heads, T, head_dim),
+        queries and keys turned by their positions."""
+
+        def heads(name: str) -> np.ndarray:
+            projected = _linear(x, self.weights, prefix + name)
+            return projected.reshape(*x.shape[:2], -1, self.head_dim).transpose(0, 2, 1, 3)
+
+        return (
+            _rotate(heads("q_proj"), cos, sin),
+            _rotate(heads("k_proj"), cos, sin),
+            heads("v_proj"),
+        )
 
     def _attend(
-        self,
-        query: torch.Tensor,
-        keys: torch.Tensor,
-        values: torch.Tensor,
-        mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """Grouped-query attention laid out as transformers' SDPA path lays it out (the layout
-        picks the kernel, and kernels round differently): grouped by SDPA without a mask, the
-        query's heads folded onto the key heads for one query with a mask, else the key and
-        value heads repeated."""
+        self, query: np.ndarray, keys: np.ndarray, values: np.ndarray, masked: np.ndarray | None
+    ) -> np.ndarray:
+        """Grouped-query attention: the query heads sharing a key head are stacked as more
+        queries of it, so that each key head is one matrix product and never copied.
+        `masked`: (B, 1, 1, T, K) scores to add, or None."""
         batch, heads, length, head_dim = query.shape
         groups = heads // self.kv_heads
-        options: dict[str, Any] = {}
-        if groups > 1 and mask is None:
-            options["enable_gqa"] = True
-        elif groups > 1 and length == 1:
-            query = query.reshape(batch, heads // groups, groups, head_dim)
-        elif groups > 1:
-            keys, values = _repeat_heads(keys, groups), _repeat_heads(values, groups)
-        out = F.scaled_dot_product_attention(
-            query,
-            keys,
-            values,
-            attn_mask=mask,
-            scale=head_dim**-0.5,
-            is_causal=length > 1 and mask is None,
-            **options,
+        stacked = query.reshape(batch, self.kv_heads, groups * length, head_dim)
+        scores = (stacked * np.float32(head_dim**-0.5)) @ keys.transpose(0, 1, 3, 2)
+        if masked is not None:
+            grouped = scores.reshape(batch, self.kv_heads, groups, length, -1)
+            grouped += masked
+        out = softmax(scores) @ values  # (B, key heads, groups * T, head_dim)
+        return (
+            out.reshape(batch, heads, length, head_dim)
+            .transpose(0, 2, 1, 3)
+            .reshape(batch, length, heads * head_dim)
         )
-        out = out.reshape(batch, -1, length, head_dim).transpose(1, 2).contiguous()
-        return out.reshape(batch, length, -1).contiguous()
 
 
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+def _rotate(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
     """Rotary positions: each half of the head turned against the other."""
     half = x.shape[-1] // 2
-    return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
-
-
-def _repeat_heads(x: torch.Tensor, groups: int) -> torch.Tensor:
-    batch, heads, length, head_dim = x.shape
-    expanded = x[:, :, None].expand(batch, heads, groups, length, head_dim)
-    return expanded.reshape(batch, heads * groups, length, head_dim)
+    turned = np.concatenate((-x[..., half:], x[..., :half]), axis=-1)
+    turned *= sin
+    return x * cos + turned
 
 
 def rope_theta(config: dict[str, Any]) -> float | None:
@@ -375,19 +428,12 @@ def rope_theta(config: dict[str, Any]) -> float | None:
     return None if theta is None else float(theta)
 
 
-def causal_mask(
-    padding: torch.Tensor | None, batch: int, queries: int, keys: int
-) -> torch.Tensor | None:
-    """The mask transformers' SDPA path builds for `queries` new positions after
-    `keys - queries` cached ones: None without padding for one query or a plain causal square,
-    else (batch, 1, queries, keys) bool, causal and hiding the keys `padding` marks False."""
-    if padding is None and (queries == 1 or queries == keys):
-        return None
-    query_at = torch.arange(queries) + keys - queries
-    mask = (torch.arange(keys)[None, :] <= query_at[:, None])[None, None]
-    if padding is not None:
-        mask = padding[:, None, None, :keys] & mask
-    return mask.expand(batch, 1, queries, keys)
+def causal_mask(real: np.ndarray, queries: int) -> np.ndarray:
+    """(B, queries, K) bool for the last `queries` of K positions: each may attend itself and
+    the positions before it that `real` (B, K) marks True (not padding)."""
+    keys = real.shape[1]
+    query_at = np.arange(keys - queries, keys)
+    return (np.arange(keys)[None, :] <= query_at[:, None])[None] & real[:, None, :]
 
 
 # ASRConfig's defaults for the keys read here (a saved config may predate a key); a unit test
@@ -542,8 +588,10 @@ class LeanASR(WindowedRecognizer):
             decoder_weights = read_safetensors(parts.decoder_dir / WEIGHTS_NAME)
         with reading(parts.encoder_dir / WEIGHTS_NAME):
             encoder_weights = read_safetensors(parts.encoder_dir / WEIGHTS_NAME)
-        self.trained_count = sum(tensor.numel() for tensor in trained.values())
-        self.projector = self._projector(trained, weights_file)
+        self.trained_count = sum(array.size for array in trained.values())
+        self.projector = MLPProjector(
+            trained, settings, f"{weights_file} does not match {parts.directory / 'config.json'}"
+        )
         _merge_lora(decoder_weights, trained, settings, weights_file)
         self.encoder = WhisperEncoder(
             encoder_weights, parts.encoder_config, settings["encoder_pad_to_window"]
@@ -578,19 +626,6 @@ class LeanASR(WindowedRecognizer):
         ids = (generation or self.parts.decoder_config).get("eos_token_id")
         return ids if isinstance(ids, list) else [ids]
 
-    def _projector(self, trained: dict[str, torch.Tensor], weights_file: Path) -> Projector:
-        """The projector of projectors.py, its parameters the file's own tensors."""
-        with torch.device("meta"):  # shapes only: the weights come from the file
-            projector = build_projector(SimpleNamespace(**self.parts.config))  # type: ignore[arg-type]
-        prefix = "projector."
-        weights = {k.removeprefix(prefix): v for k, v in trained.items() if k.startswith(prefix)}
-        mismatch = f"{weights_file} does not match {self.parts.directory / 'config.json'}"
-        try:
-            projector.load_state_dict(weights, assign=True)
-        except RuntimeError as error:  # shaped otherwise than the config builds it
-            raise UserError(f"{mismatch}: {str(error).splitlines()[-1].strip()}") from None
-        return projector.requires_grad_(False).eval()
-
     def num_trainable_parameters(self) -> int:
         return self.trained_count
 
@@ -598,7 +633,7 @@ class LeanASR(WindowedRecognizer):
 
     def prompt_ids(self, prompt: str | None) -> tuple[list[int], list[int]]:
         """Token ids before and after the audio in the chat-formatted user turn, as
-        ASRModel._prompt_template makes them from the chat template."""
+        ASRProcessor.prompt_ids makes them from the chat template."""
         if prompt not in self._prompts:
             settings = self.parts.config
             audio_token = settings["audio_token"]
@@ -619,40 +654,43 @@ class LeanASR(WindowedRecognizer):
         """Keys and values of the prompt's text before the audio, computed once per text."""
         key = tuple(ids)
         if key not in self._prefixes:
-            embeds = F.embedding(torch.tensor([ids]), self.decoder.embed)
-            positions = torch.arange(len(ids))[None]
-            self._prefixes[key] = self.decoder.forward(embeds, positions, None, None)[1]
+            cache = self.decoder.cache(1, len(ids))
+            self.decoder.forward(self.decoder.embed[[ids]], np.arange(len(ids))[None], None, cache)
+            self._prefixes[key] = cache
         return self._prefixes[key]
 
     # ---- generation -------------------------------------------------------------------------
 
-    @torch.inference_mode()
     def generate(
         self,
-        input_features: torch.Tensor,
-        feature_lengths: torch.Tensor,
+        input_features: np.ndarray,
+        feature_lengths: np.ndarray,
         prompt: str | None = None,
         max_new_tokens: int | None = None,
         repetition_guard: bool = True,
     ) -> list[list[int]]:
-        """New token ids for each clip (without the prompt, stop token or padding), greedy."""
-        audio, audio_mask = self.projector(*self.encoder(input_features, feature_lengths))
+        """New token ids for each clip (without the prompt, stop token or padding), greedy.
+        `input_features` (B, N_MELS, T) and `feature_lengths` (B,) as batch_log_mel makes them
+        (or torch tensors of them)."""
+        features = np.asarray(input_features, dtype=np.float32)
+        feature_lengths = np.asarray(feature_lengths)
+        audio, audio_mask = self.projector(*self.encoder(features, feature_lengths))
         before, after = self.prompt_ids(prompt)
         at = len(before)
-        rows = [before + [self.audio_id] * int(n) + after for n in audio_mask.sum(dim=1)]
+        rows = [before + [self.audio_id] * int(n) + after for n in audio_mask.sum(axis=1)]
         longest = max(len(ids) for ids in rows)
-        # Padded between the text before the audio and the audio, as build_text_inputs pads.
-        input_ids = torch.tensor(
+        # Padded between the text before the audio and the audio, as ASRProcessor.text_inputs pads.
+        input_ids = np.array(
             [ids[:at] + [self.pad_id] * (longest - len(ids)) + ids[at:] for ids in rows]
         )
-        attention = torch.tensor(
+        attention = np.array(
             [[1] * at + [0] * (longest - len(ids)) + [1] * (len(ids) - at) for ids in rows]
         )
         new_ids = input_ids[:, at:]
         is_audio = new_ids == self.audio_id
-        embeds = F.embedding(new_ids.masked_fill(is_audio, 0), self.decoder.embed)
-        embeds = embeds.masked_scatter(is_audio[..., None], audio[audio_mask].to(embeds.dtype))
-        positions = (attention.cumsum(-1) - 1).masked_fill(attention == 0, 0)[:, at:]
+        embeds = self.decoder.embed[np.where(is_audio, 0, new_ids)]
+        embeds[is_audio] = audio[audio_mask]
+        positions = np.where(attention == 0, 0, attention.cumsum(-1) - 1)[:, at:]
         if max_new_tokens is None:  # room for fast speech: ~6 tokens per second of audio
             seconds = float(feature_lengths.max()) * HOP_LENGTH / SAMPLE_RATE
             max_new_tokens = min(448, math.ceil(6 * seconds) + 16)
@@ -660,9 +698,9 @@ class LeanASR(WindowedRecognizer):
 
     def _decode(
         self,
-        embeds: torch.Tensor,
-        positions: torch.Tensor,
-        attention: torch.Tensor,
+        embeds: np.ndarray,
+        positions: np.ndarray,
+        attention: np.ndarray,
         before: list[int],
         max_new_tokens: int,
         repetition_guard: bool,
@@ -670,21 +708,21 @@ class LeanASR(WindowedRecognizer):
         """Greedy steps from the prompt's embeddings after `before` (its keys and values
         cached), as transformers' generate takes them: a finished row is fed the pad token
         until every row is done."""
-        batch = embeds.shape[0]
-        padding = None if bool(attention.all()) else attention.bool()
-        past: KVCache = [
-            (keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1))
-            for keys, values in self._prefix(before)
-        ]
+        batch, length = embeds.shape[:2]
+        prefix = self._prefix(before)
+        cache = prefix.extended(batch, prefix.length + length + max_new_tokens)
+        # Which cached positions are real, not padding: the prompt's, then every new token.
+        real = np.ones((batch, cache.keys[0].shape[2]), bool)
+        real[:, : attention.shape[1]] = attention.astype(bool)
+        padded = not real.all()
         guard = LoopGuard()
         tokens: list[list[int]] = [[] for _ in range(batch)]
         running = [True] * batch
         while True:
-            mask = causal_mask(
-                padding, batch, embeds.shape[1], past[0][0].shape[-2] + embeds.shape[1]
-            )
-            hidden, past = self.decoder.forward(embeds, positions, mask, past)
-            chosen = self.decoder.logits(hidden).argmax(dim=-1).tolist()
+            keys = cache.length + embeds.shape[1]
+            mask = causal_mask(real[:, :keys], embeds.shape[1]) if padded else None
+            hidden = self.decoder.forward(embeds, positions, mask, cache)
+            chosen = self.decoder.logits(hidden).argmax(axis=-1).tolist()
             for row, token in enumerate(chosen):
                 tokens[row].append(token if running[row] else self.pad_id)
                 running[row] = running[row] and not (
@@ -694,10 +732,8 @@ class LeanASR(WindowedRecognizer):
                 )
             if not any(running):
                 break
-            embeds = F.embedding(torch.tensor([row[-1:] for row in tokens]), self.decoder.embed)
+            embeds = self.decoder.embed[[row[-1:] for row in tokens]]
             positions = positions[:, -1:] + 1
-            if padding is not None:
-                padding = torch.cat([padding, padding.new_ones((batch, 1))], dim=-1)
         results = []
         for made in tokens:
             ended = next((i for i, token in enumerate(made) if token in self.stop_ids), len(made))
@@ -763,8 +799,8 @@ class LeanASR(WindowedRecognizer):
 
 
 def _merge_lora(
-    decoder: dict[str, torch.Tensor],
-    trained: dict[str, torch.Tensor],
+    decoder: Weights,
+    trained: Weights,
     config: dict[str, Any],
     weights_file: Path,
 ) -> None:
@@ -782,7 +818,7 @@ def _merge_lora(
         name.removesuffix(".weight")
         for name, tensor in decoder.items()
         if name.endswith(".weight")
-        and tensor.dim() == 2
+        and tensor.ndim == 2
         and name.removesuffix(".weight").rsplit(".", 1)[-1] in targets
     ]
     expected = {

@@ -63,6 +63,7 @@ REMOTE_CODE_FILES = [
     "fast.py",
     "features.py",
     "layers.py",
+    "numeric.py",
     "lean.py",
     "projectors.py",
     "processing.py",
