@@ -19,9 +19,11 @@ from click.testing import CliRunner
 from helpers import goforward_clip, run_offline, tiny_config
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
+from transformers.dynamic_module_utils import get_imports, get_relative_imports
 
 from tiny_audio.cli import cli
 from tiny_audio.hub.card import Card, evaluation_rows
+from tiny_audio.hub.families import LACT_REMOTE_CODE_FILES
 from tiny_audio.lact.lm import CharLM
 from tiny_audio.lact.model import LaCTForCTC
 from tiny_audio.model import ASRConfig, ASRModel
@@ -37,7 +39,7 @@ from tiny_audio.zoo import resolve
 # zoo stands in offline for the Hub base models the remote code would download; or tiny-audio.
 LOAD_SCRIPT = """
 import json, sys
-folder, clip, mode = sys.argv[1:]
+folder, clip, mode, options = sys.argv[1:]
 if mode == "transformers only":
     sys.modules["tiny_audio"] = None  # makes `import tiny_audio` fail
 if mode == "tiny-audio":
@@ -46,7 +48,7 @@ if mode == "tiny-audio":
 else:
     from transformers import pipeline
     asr = pipeline("automatic-speech-recognition", model=folder, trust_remote_code=True)
-    text = asr(clip, max_new_tokens=16, vad=False)["text"]
+    text = asr(clip, **json.loads(options))["text"]
 print(json.dumps(text))
 """
 
@@ -272,7 +274,7 @@ def test_the_default_publishes_with_its_code_and_its_own_card_s_recipe_and_resul
     assert "tiny-audio/default" not in (folder / "README.md").read_text()
 
 
-def test_a_lact_checkpoint_publishes_for_tiny_audio_with_its_recipe_and_results(
+def test_a_lact_checkpoint_publishes_with_its_code_recipe_and_results(
     lact_checkpoint: Path, tmp_path: Path
 ) -> None:
     folder = tmp_path / "hub"
@@ -282,16 +284,30 @@ def test_a_lact_checkpoint_publishes_for_tiny_audio_with_its_recipe_and_results(
         "--dry-run", str(folder),
     )  # fmt: skip
     assert code == 0, output
-    # No transformers class, so no code or requirements: the card says to use tiny-audio.
-    assert {p.name for p in folder.iterdir()} == {
+    code = {Path(name).name for name in LACT_REMOTE_CODE_FILES}
+    assert {p.name for p in folder.iterdir()} == code | {
         "README.md",
+        "requirements.txt",
         "config.json",
         "model.safetensors",
         "vocab.json",
         "char_lm.json",
     }
+    # What transformers checks before it runs a Hub repo's code: every package each file imports
+    # is installed (tiny-audio need not be), and every file it imports relatively is there.
+    for name in code:
+        assert "tiny_audio" not in get_imports(folder / name), name
+        assert {f"{module}.py" for module in get_relative_imports(folder / name)} <= code, name
+    config = json.loads((folder / "config.json").read_text())
+    assert config["auto_map"]["AutoModel"] == "hf.LaCTForCTCHF"
+    saved = json.loads((lact_checkpoint / "config.json").read_text())
+    assert {key: config[key] for key in saved} == saved
+    requirements = (folder / "requirements.txt").read_text().split()
+    assert {line.split(">=")[0] for line in requirements} >= {"torch", "transformers", "soxr"}
+    assert not any(line.startswith(("tiny", "faster")) for line in requirements)
+
     card = Card.parse((folder / "README.md").read_text())
-    assert "library_name" not in card.metadata and card.metadata["license"] == "mit"
+    assert card.metadata["library_name"] == "transformers" and card.metadata["license"] == "mit"
     assert "ta transcribe speech.wav -m someone/lact" in card.sections["Use it"]
     recipe = card.sections["Training recipe"]
     assert "| experiment | lact_tiny |" in recipe and "| planned steps | 3000 |" in recipe
@@ -306,6 +322,7 @@ def test_a_lact_checkpoint_publishes_for_tiny_audio_with_its_recipe_and_results(
     [
         ("checkpoint", "transformers only"),
         pytest.param("default", "transformers", marks=pytest.mark.slow),
+        ("lact", "transformers only"),
         ("lact", "tiny-audio"),
     ],
 )
@@ -323,8 +340,8 @@ def test_pushed_folder_transcribes_in_a_fresh_offline_process(
     assert push("-m", source[model], "--repo-id", "someone/asr", "--dry-run", str(folder))[0] == 0
     clip = goforward_clip(tmp_path_factory) if model == "default" else noise
 
-    text = run_offline(LOAD_SCRIPT, folder, clip, mode, cwd=tmp_path)
     options = {} if model == "lact" else {"max_new_tokens": 16, "vad": False}
+    text = run_offline(LOAD_SCRIPT, folder, clip, mode, json.dumps(options), cwd=tmp_path)
     waveform, _ = sf.read(clip, dtype="float32")
     assert text == load_recognizer(source[model]).transcribe([waveform], **options)[0]
     if model == "default":

@@ -239,6 +239,21 @@ def test_checkpoint_round_trip_through_the_recognizer_registry(tmp_path) -> None
     assert isinstance(texts[0], str) and loaded.name == f"lact:{tmp_path.name}"
 
 
+def test_transformers_config_builds_the_same_model_and_refuses_what_lact_refuses() -> None:
+    from tiny_audio.errors import UserError
+    from tiny_audio.lact.hf import LaCTForCTCHF, LaCTHFConfig
+
+    config = tiny_config(mixer="attention")
+    # config.json as `ta push` leaves it: the model's keys and transformers' own.
+    published = LaCTHFConfig(**config.to_dict(), auto_map={"AutoModel": "hf.LaCTForCTCHF"})
+    assert published.lact_config() == config
+    assert LaCTConfig.from_dict({**config.to_dict(), "auto_map": {}}) == config
+    wrapped = LaCTForCTCHF(published).recognizer
+    assert wrapped.state_dict().keys() == LaCTForCTC(config).state_dict().keys()
+    with pytest.raises(UserError, match="'rnn'"):
+        LaCTHFConfig(mixer="rnn")
+
+
 def test_transcribe_rejects_options_it_does_not_have() -> None:
     from tiny_audio.errors import UserError
 

@@ -259,7 +259,7 @@ def model_card(
 
     metadata: dict[str, Any] = {
         "license": project_license(),
-        "library_name": "transformers" if family.write_code else None,
+        "library_name": "transformers",
         "pipeline_tag": "automatic-speech-recognition",
         "language": ["en"],
         "tags": list(family.tags),

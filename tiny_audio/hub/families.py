@@ -4,6 +4,7 @@ describes it and the code transformers loads it with."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +28,8 @@ class Description:
 class Family:
     model_type: str  # config.json "model_type"
     describe: Callable[[dict[str, Any], Path], Description]
-    # Writes the code `pipeline(..., trust_remote_code=True)` loads; None: no transformers class,
-    # so the model loads with tiny-audio only.
-    write_code: Callable[[Path], None] | None
+    # Writes the code `pipeline(..., trust_remote_code=True)` loads into a model folder.
+    write_code: Callable[[Path], None]
     tags: tuple[str, ...]
     # Distributions the code imports only for optional features; left out of requirements.txt.
     optional_requirements: tuple[str, ...] = ()
@@ -165,6 +165,36 @@ def write_tiny_audio_code(destination: Path) -> None:
     copy_remote_code(destination)
 
 
+# lact/hf.py and every file it imports, under tiny_audio/; copied flat beside the weights.
+LACT_REMOTE_CODE_FILES = [
+    "lact/hf.py",
+    "lact/model.py",
+    "lact/config.py",
+    "lact/decoding.py",
+    "lact/lm.py",
+    "lact/tokenizer.py",
+    "model/layers.py",
+    "model/windows.py",
+    "model/features.py",
+    "audio.py",
+]
+
+
+def write_lact_code(destination: Path) -> None:
+    """The code of lact/hf.py, and config.json keys that name its classes to transformers."""
+    package = Path(__file__).parents[1]
+    for name in LACT_REMOTE_CODE_FILES:
+        shutil.copyfile(package / name, destination / Path(name).name)
+    config_file = destination / "config.json"
+    config = json.loads(config_file.read_text())
+    config["architectures"] = ["LaCTForCTCHF"]
+    config["auto_map"] = {"AutoConfig": "hf.LaCTHFConfig", "AutoModel": "hf.LaCTForCTCHF"}
+    config["custom_pipelines"] = {
+        "automatic-speech-recognition": {"impl": "hf.LaCTPipeline", "pt": ["AutoModel"]}
+    }
+    config_file.write_text(json.dumps(config, indent=2) + "\n")
+
+
 FAMILIES: dict[str, Family] = {
     family.model_type: family
     for family in (
@@ -179,8 +209,8 @@ FAMILIES: dict[str, Family] = {
         Family(
             model_type="lact_asr",
             describe=describe_lact,
-            write_code=None,
-            tags=("tiny-audio", "speech", "asr", "ctc", "lact"),
+            write_code=write_lact_code,
+            tags=("tiny-audio", "speech", "asr", "ctc", "lact", "custom_code"),
         ),
     )
 }

@@ -91,11 +91,10 @@ def write_model_folder(
     for relative in publishable_files(model_dir):
         (destination / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(model_dir / relative, destination / relative)
-    if family.write_code is not None:
-        family.write_code(destination)
-        (destination / REQUIREMENTS_FILE).write_text(
-            requirements(destination.glob("*.py"), leave_out=family.optional_requirements)
-        )
+    family.write_code(destination)
+    (destination / REQUIREMENTS_FILE).write_text(
+        requirements(destination.glob("*.py"), leave_out=family.optional_requirements)
+    )
     card = model_card(
         model_dir, family, model_id=model_id, metrics=find_metrics(model_dir, eval_dirs)
     )

@@ -26,13 +26,7 @@ def space_model(model: str) -> tuple[str, tuple[Path, Family] | None]:
     from tiny_audio.zoo import BUNDLED
 
     if Path(model).expanduser().is_dir() or model in BUNDLED:
-        model_dir, family = resolve_model(model)
-        if family.write_code is None:
-            raise UserError(
-                f"{model}: this model loads with tiny-audio only (it has no transformers code), "
-                f"which a Space cannot install; serve it with `ta demo -m {model}`"
-            )
-        return BUNDLED_MODEL_DIR, (model_dir, family)
+        return BUNDLED_MODEL_DIR, resolve_model(model)
     if model.count("/") == 1:
         return model, None
     raise UserError(

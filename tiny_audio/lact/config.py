@@ -8,11 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tiny_audio.errors import UserError
+try:
+    from tiny_audio.errors import UserError
+except ImportError:  # copied beside a pushed model as remote code (hf.py), without tiny-audio
+    UserError = ValueError  # type: ignore[assignment,misc]
 
 MODEL_TYPE = "lact_asr"
 # What replaces the LaCT layer in each block; "attention" is the equal-size ablation baseline.
 MIXERS = ("lact", "attention")
+# What `ta push` adds to a published config.json for transformers (hf.py): not model settings.
+TRANSFORMERS_KEYS = {"architectures", "auto_map", "custom_pipelines", "transformers_version"}
 
 
 @dataclass
@@ -73,7 +78,7 @@ class LaCTConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> LaCTConfig:
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(set(values) - known - TRANSFORMERS_KEYS)
         if unknown:
             raise UserError(f"unknown LaCT model keys: {', '.join(unknown)}")
         return cls(**{key: value for key, value in values.items() if key in known})

@@ -9,7 +9,7 @@ from collections import defaultdict
 import torch
 from torch import Tensor
 
-from tiny_audio.lact.lm import Fusion
+from .lm import Fusion
 
 NEG_INF = -math.inf
 # Labels this much less likely than a frame's best are not tried there: they would fall out of

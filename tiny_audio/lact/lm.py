@@ -18,7 +18,13 @@ from pathlib import Path
 
 import click
 
-from tiny_audio.errors import UserError
+try:  # main() reads tiny-audio manifests; the copy beside a pushed model (hf.py) only loads LMs
+    from tiny_audio.data.manifest import iter_manifest
+    from tiny_audio.errors import UserError
+except ImportError:  # copied beside a pushed model as remote code, without tiny-audio
+    UserError = ValueError  # type: ignore[assignment,misc]
+
+from .tokenizer import CharTokenizer
 
 LM_FILE = "char_lm.json"
 BOUNDARY = "\n"  # the history before a sentence's first character, and its end as a prediction
@@ -100,9 +106,6 @@ class CharLM:
 @click.option("--order", default=6, show_default=True, help="characters of history plus one")
 def main(checkpoint: Path, manifests: tuple[Path, ...], order: int) -> None:
     """Fit a character LM on the transcripts of MANIFESTS (jsonl) and save it into CHECKPOINT."""
-    from tiny_audio.data.manifest import iter_manifest
-    from tiny_audio.lact.tokenizer import CharTokenizer
-
     tokenizer = CharTokenizer.load(checkpoint)
     texts = [tokenizer.normalize(u.heard) for path in manifests for u in iter_manifest(path)]
     CharLM.fit(texts, tokenizer.characters, order).save(checkpoint)

@@ -23,17 +23,29 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from tiny_audio.audio import SAMPLE_RATE
-from tiny_audio.errors import UserError
-from tiny_audio.lact.config import LaCTConfig
-from tiny_audio.lact.decoding import beam_search_decode, greedy_decode
-from tiny_audio.lact.lm import LM_FILE, CharLM
-from tiny_audio.lact.tokenizer import CharTokenizer
-from tiny_audio.model.layers import SwiGLU, length_mask
-from tiny_audio.recognizer import RecognizerBase, reading
+from .config import LaCTConfig
+from .decoding import beam_search_decode, greedy_decode
+from .lm import LM_FILE, CharLM
+from .tokenizer import CharTokenizer
 
-if TYPE_CHECKING:  # at run time only when words are asked for: it imports transformers
-    from tiny_audio.model.alignment import Word
+try:  # Inside tiny-audio: its recognizer defaults and one-line errors.
+    from tiny_audio.audio import SAMPLE_RATE, load_audio
+    from tiny_audio.errors import UserError
+    from tiny_audio.model.layers import SwiGLU, length_mask
+    from tiny_audio.model.windows import split_windows
+    from tiny_audio.recognizer import RecognizerBase, reading
+
+    if TYPE_CHECKING:  # at run time only when words are asked for: it imports transformers
+        from tiny_audio.model.alignment import Word
+except ImportError:  # Copied beside a pushed model as remote code (hf.py), without tiny-audio.
+    from contextlib import nullcontext as reading  # type: ignore[assignment]
+
+    from .audio import SAMPLE_RATE, load_audio  # type: ignore[no-redef]
+    from .layers import SwiGLU, length_mask  # type: ignore[no-redef]
+    from .windows import split_windows  # type: ignore[no-redef]
+
+    UserError = ValueError  # type: ignore[assignment,misc]
+    RecognizerBase = object  # type: ignore[assignment,misc]
 
 N_FFT = 400  # 25 ms windows
 HOP_LENGTH = 160  # 10 ms frames; two stride-2 convolutions make 40 ms tokens
@@ -436,8 +448,6 @@ class LaCTForCTC(nn.Module, RecognizerBase):
         `stride_length_s` (default a sixth of a window), so hours of audio fit in memory. Each
         overlap is split halfway: each window keeps the frames of its own half, where it has
         seen context on both sides, and the kept frames are joined in order."""
-        from tiny_audio.model.windows import split_windows
-
         chunk = chunk_length_s or self.config.max_audio_seconds
         grid = HOP_LENGTH * math.prod(self.audio_encoder.strides)  # samples per CTC frame
 
@@ -482,7 +492,10 @@ class LaCTForCTC(nn.Module, RecognizerBase):
         """Each clip's words, timed by its own CTC frames (lact/alignment.py); decoded piece by
         piece between pauses, so that each piece aligns in little memory. Options as
         `transcribe`."""
-        from tiny_audio.lact.alignment import ctc_words, pause_cuts
+        try:  # absent from a pushed model's remote code, which writes transcripts only
+            from tiny_audio.lact.alignment import ctc_words, pause_cuts
+        except ImportError as error:
+            raise UserError("word times of a LaCT model need tiny-audio installed") from error
 
         frame_seconds = HOP_LENGTH * math.prod(self.audio_encoder.strides) / SAMPLE_RATE
         blank = self.tokenizer.blank_id
@@ -511,8 +524,6 @@ class LaCTForCTC(nn.Module, RecognizerBase):
                 "LaCT models take only num_beams, batch_size, chunk_length_s and "
                 f"stride_length_s, not {', '.join(sorted(unknown))}"
             )
-        from tiny_audio.audio import load_audio
-
         was_training = self.training
         self.eval()
         try:

@@ -7,7 +7,10 @@ import re
 import unicodedata
 from pathlib import Path
 
-from tiny_audio.errors import UserError
+try:
+    from tiny_audio.errors import UserError
+except ImportError:  # copied beside a pushed model as remote code (hf.py), without tiny-audio
+    UserError = ValueError  # type: ignore[assignment,misc]
 
 BLANK = "<blank>"
 DEFAULT_CHARACTERS = " abcdefghijklmnopqrstuvwxyz'"
