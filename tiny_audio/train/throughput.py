@@ -1,6 +1,7 @@
 """Training throughput of a tiny-audio model, as `ta bench` reports it: audio seconds and tokens per
-wall second for projector training on cached encoder output (as `ta train` runs by default), and
-model FLOPs utilization against this machine's measured matmul peak."""
+wall second for projector training on cached encoder output (as `ta train` runs by default), in
+the precision `training.bf16: auto` picks here, and model FLOPs utilization against this
+machine's measured matmul peak in that precision."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from tiny_audio.audio import SAMPLE_RATE
+from tiny_audio.train.components import native_bf16
 
 SENTENCE = "the quick brown fox jumps over the lazy dog and runs far away"
 
@@ -45,9 +47,10 @@ def measure(
     trained = [p for p in model.trained_parameters().values() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=1e-4)
     model.train()
+    dtype = torch.bfloat16 if native_bf16() else torch.float32
 
     def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
             loss = model(**batch, encoder_hidden=hidden, encoder_mask=mask)["loss"]
         loss.backward()
         optimizer.step()
@@ -63,14 +66,15 @@ def measure(
     decoder_params = sum(p.numel() for p in model.decoder.parameters())
     # Frozen decoder: forward (2 FLOPs per weight per token) plus backward to its inputs only (2 more).
     flops_per_step = 4 * decoder_params * tokens
-    peak = matmul_peak_flops(torch.bfloat16)
+    peak = matmul_peak_flops(dtype)
     return {
+        "precision": str(dtype).removeprefix("torch."),
         "batch_size": batch_size,
         "step_seconds": step_seconds,
         "audio_seconds_per_second": batch_size * clip_seconds / step_seconds,
         "tokens_per_second": tokens / step_seconds,
         "model_tflops": flops_per_step / step_seconds / 1e12,
-        "matmul_peak_tflops_bf16": peak / 1e12,
+        "matmul_peak_tflops": peak / 1e12,
         "mfu": flops_per_step / step_seconds / peak,
         "threads": torch.get_num_threads(),
     }
