@@ -32,7 +32,7 @@ from tokenizers import Tokenizer
 
 from .features import HOP_LENGTH, SAMPLE_RATE, batch_log_mel
 from .numeric import conv1d, gelu, layer_norm, length_mask, linear, rms_norm, silu, softmax
-from .windows import Segment, WindowedRecognizer, transcribe_windows
+from .windows import Segment, WindowedRecognizer
 
 try:  # Inside tiny-audio: parts resolve through its offline zoo; a damaged file is one line.
     from tiny_audio.errors import UserError
@@ -765,29 +765,24 @@ class LeanASR(WindowedRecognizer):
                 vad,
                 **generate_options,
             )
+        return super().transcribe_segments(
+            waveforms, batch_size, chunk_length_s, stride_length_s, prompt, vad, **generate_options
+        )
+
+    def transcribe_clips(
+        self, clips: list[np.ndarray], prompt: str | None, **generate_options: Any
+    ) -> list[str]:
+        """Greedy text of each clip; of GREEDY_OPTIONS, the ones generate acts on."""
         options = {
             key: generate_options[key]
             for key in ("max_new_tokens", "repetition_guard")
             if key in generate_options
         }
-
-        def transcribe_clips(clips: list[np.ndarray]) -> list[str]:
-            features, lengths = batch_log_mel(clips)
-            token_rows = self.generate(features, lengths, prompt, **options)
-            return [
-                self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
-                for tokens in token_rows
-            ]
-
-        return transcribe_windows(
-            waveforms,
-            transcribe_clips,
-            float(self.parts.config["max_audio_seconds"]),
-            batch_size,
-            chunk_length_s,
-            stride_length_s,
-            vad,
-        )
+        features, lengths = batch_log_mel(clips)
+        token_rows = self.generate(features, lengths, prompt, **options)
+        return [
+            self.tokenizer.decode(tokens, skip_special_tokens=True).strip() for tokens in token_rows
+        ]
 
     def hugging_face(self) -> Any:
         """The fast form of ASRModel for what this runtime does not serve, loaded once."""

@@ -35,7 +35,7 @@ from .fast import PrefixCache
 from .lean import LoopGuard, stop_tokens
 from .processing import IGNORE_INDEX, SAMPLE_RATE, ASRProcessor
 from .projectors import build_projector
-from .windows import Segment, WindowedRecognizer, transcribe_windows
+from .windows import WindowedRecognizer
 
 try:  # Inside tiny-audio: parts resolve through its offline zoo; a damaged checkpoint is one line.
     from tiny_audio.errors import UserError
@@ -368,40 +368,16 @@ class ASRModel(PreTrainedModel, WindowedRecognizer):
 
     # ---- transcription of whole recordings ------------------------------------------------
 
-    def transcribe_segments(
-        self,
-        waveforms: list[np.ndarray],
-        batch_size: int = 8,
-        chunk_length_s: float | None = None,
-        stride_length_s: float | tuple[float, float] | None = None,
-        prompt: str | None = None,
-        vad: bool = True,
-        **generate_options: Any,
-    ) -> list[list[Segment]]:
-        """Timed text segments for each waveform: one per window of long audio; `generate_options`
-        go to `generate`. With `vad`, windows of up to `chunk_length_s` (default VAD_WINDOW_S)
-        are cut at pauses and a clip without speech gets no segment; otherwise fixed windows
-        (default: the encoder's 30 s) overlap by `stride_length_s`, removed again when joined."""
-
-        def transcribe_clips(clips: list[np.ndarray]) -> list[str]:
-            features, lengths = self.processor.features(clips)
-            token_rows = self.generate(
-                features, lengths, prompts=[prompt] * len(clips), **generate_options
-            )
-            return [
-                self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
-                for tokens in token_rows
-            ]
-
-        return transcribe_windows(
-            waveforms,
-            transcribe_clips,
-            self.config.max_audio_seconds,
-            batch_size,
-            chunk_length_s,
-            stride_length_s,
-            vad,
+    def transcribe_clips(
+        self, clips: list[np.ndarray], prompt: str | None, **generate_options: Any
+    ) -> list[str]:
+        features, lengths = self.processor.features(clips)
+        token_rows = self.generate(
+            features, lengths, prompts=[prompt] * len(clips), **generate_options
         )
+        return [
+            self.tokenizer.decode(tokens, skip_special_tokens=True).strip() for tokens in token_rows
+        ]
 
     # ---- fast inference ---------------------------------------------------------------------
 

@@ -54,11 +54,38 @@ class WindowedRecognizer(ABC):
         "vad",
     )
 
+    config: Any  # the model's ASRConfig (or its settings, in the lean runtime)
+
     @abstractmethod
+    def transcribe_clips(
+        self, clips: list[np.ndarray], prompt: str | None, **generate_options: Any
+    ) -> list[str]:
+        """The text of each clip, each no longer than the model's window."""
+
     def transcribe_segments(
-        self, waveforms: list[np.ndarray], batch_size: int = 8, **options: Any
+        self,
+        waveforms: list[np.ndarray],
+        batch_size: int = 8,
+        chunk_length_s: float | None = None,
+        stride_length_s: float | tuple[float, float] | None = None,
+        prompt: str | None = None,
+        vad: bool = True,
+        **generate_options: Any,
     ) -> list[list[Segment]]:
-        """Timed text segments for each waveform, one per window of long audio."""
+        """Timed text segments for each waveform: one per window of long audio; `generate_options`
+        go to `transcribe_clips`. With `vad`, windows of up to `chunk_length_s` (default
+        VAD_WINDOW_S) are cut at pauses and a clip without speech gets no segment; otherwise fixed
+        windows (default: the encoder's 30 s) overlap by `stride_length_s`, removed again when
+        joined."""
+        return transcribe_windows(
+            waveforms,
+            lambda clips: self.transcribe_clips(clips, prompt, **generate_options),
+            float(self.config.max_audio_seconds),
+            batch_size,
+            chunk_length_s,
+            stride_length_s,
+            vad,
+        )
 
     def transcribe(self, waveforms: list[np.ndarray], **options: Any) -> list[str]:
         """Text for each 16 kHz mono waveform; takes the options of `transcribe_segments`."""
@@ -70,8 +97,6 @@ class WindowedRecognizer(ABC):
     ) -> None:
         """None: no word times of its own (tiny_audio.timestamps aligns its segments)."""
         return None
-
-    config: Any  # the model's ASRConfig (or its settings, in the lean runtime)
 
     @abstractmethod
     def num_trainable_parameters(self) -> int:
